@@ -1,0 +1,174 @@
+/* Block status, reported the way qemu-nbd reports the same image, so a
+ * client sees the same holes and zeroes through either server:
+ *
+ *   unallocated, zero flag (with or without a host cluster): hole + zero
+ *   allocated data, compressed data:                       data
+ *
+ * qemu looks through to the image file only for images it detects as
+ * preallocated with preallocation=metadata (clusters allocated, file
+ * sparse); there a cluster whose host bytes are a hole in the file reads
+ * as zero but is still allocated: zero, not hole.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "l2-map.h"
+#include "refcount.h"
+
+/* How many mapping runs one call examines at most: the client asks again
+ * for the rest.
+ */
+#define MAX_RUNS_PER_CALL 4096
+
+struct extent_merger {
+  zq_extent_fn fn;
+  void *opaque;
+  uint64_t offset, length;
+  uint32_t flags;
+  bool stopped;
+};
+
+static void
+merger_add (struct extent_merger *m, uint64_t offset, uint64_t length,
+            uint32_t flags)
+{
+  if (m->stopped || length == 0)
+    return;
+  if (m->length > 0 && m->flags == flags && m->offset + m->length == offset) {
+    m->length += length;
+    return;
+  }
+  if (m->length > 0 && m->fn (m->opaque, m->offset, m->length, m->flags) == -1)
+    m->stopped = true;
+  m->offset = offset;
+  m->length = length;
+  m->flags = flags;
+}
+
+static void
+merger_finish (struct extent_merger *m)
+{
+  if (!m->stopped && m->length > 0)
+    m->fn (m->opaque, m->offset, m->length, m->flags);
+}
+
+/* qemu's test (qcow2_detect_metadata_preallocation): at least ~10/9 as
+ * many clusters are in use as the file has blocks allocated.
+ */
+static bool
+detect_metadata_preallocation (struct zq_image *img)
+{
+  struct stat st;
+  uint64_t real_clusters, threshold, end_cluster, in_use = 0, c;
+
+  if (fstat (img->fd, &st) == -1)
+    return false;
+  real_clusters = ((uint64_t) st.st_blocks * 512) / img->cluster_size;
+  threshold = real_clusters * 10 / 9;
+  if (threshold < real_clusters + 2)
+    threshold = real_clusters + 2;
+  end_cluster = ((uint64_t) st.st_size + img->cluster_size - 1)
+                >> img->cluster_bits;
+
+  pthread_mutex_lock (&img->meta_lock);
+  for (c = 0; c < end_cluster && in_use < threshold; c++) {
+    uint64_t refcount;
+    if (refcount_get (img, c, &refcount) == -1)
+      break;
+    in_use += refcount != 0;
+  }
+  pthread_mutex_unlock (&img->meta_lock);
+  return in_use >= threshold;
+}
+
+/* Splits an allocated run at the holes of the image file. */
+static void
+add_file_extents (struct zq_image *img, struct extent_merger *m,
+                  uint64_t offset, uint64_t host, uint64_t length)
+{
+  while (length > 0 && !m->stopped) {
+    off_t data = lseek (img->fd, host, SEEK_DATA);
+    uint64_t n;
+
+    if (data == -1 && errno != ENXIO) {
+      merger_add (m, offset, length, 0);     /* cannot tell: data */
+      return;
+    }
+    if (data == -1 || (uint64_t) data > host) {
+      /* A hole, to the next data or to the end of the file. */
+      n = data == -1 ? length : (uint64_t) data - host;
+      if (n > length)
+        n = length;
+      merger_add (m, offset, n, ZQ_EXTENT_ZERO);
+    }
+    else {
+      off_t hole = lseek (img->fd, host, SEEK_HOLE);
+      n = hole == -1 ? length : (uint64_t) hole - host;
+      if (n == 0 || n > length)
+        n = length;
+      merger_add (m, offset, n, 0);
+    }
+    offset += n;
+    host += n;
+    length -= n;
+  }
+}
+
+int
+zq_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
+                 zq_extent_fn fn, void *opaque)
+{
+  struct extent_merger merger = { .fn = fn, .opaque = opaque };
+  unsigned runs;
+
+  if (check_request (img, "block status", count, offset) == -1)
+    return -1;
+
+  /* Decided once, on first use, as qemu does.  Two threads racing here
+   * compute the same answer.
+   */
+  if (!__atomic_load_n (&img->metadata_preallocation_checked,
+                        __ATOMIC_ACQUIRE)) {
+    img->metadata_preallocated = detect_metadata_preallocation (img);
+    __atomic_store_n (&img->metadata_preallocation_checked, true,
+                      __ATOMIC_RELEASE);
+  }
+
+  for (runs = 0; count > 0 && runs < MAX_RUNS_PER_CALL && !merger.stopped;
+       runs++) {
+    struct map_run run;
+    int r;
+
+    pthread_mutex_lock (&img->meta_lock);
+    r = map_lookup (img, offset, count, &run);
+    pthread_mutex_unlock (&img->meta_lock);
+    if (r == -1)
+      return -1;
+
+    switch (run.type) {
+    case CLUSTER_UNALLOCATED:
+    case CLUSTER_ZERO_PLAIN:
+    case CLUSTER_ZERO_ALLOC:
+      merger_add (&merger, offset, run.bytes, ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO);
+      break;
+    case CLUSTER_NORMAL:
+      if (img->metadata_preallocated)
+        add_file_extents (img, &merger, offset, run.host_offset, run.bytes);
+      else
+        merger_add (&merger, offset, run.bytes, 0);
+      break;
+    case CLUSTER_COMPRESSED:
+      merger_add (&merger, offset, run.bytes, 0);
+      break;
+    }
+    offset += run.bytes;
+    count -= run.bytes;
+  }
+  merger_finish (&merger);
+  return 0;
+}

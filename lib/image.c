@@ -1,0 +1,338 @@
+/* Opening and closing an image: validation of everything the engine will
+ * trust, the in-memory tables and caches, and the features the image may
+ * use.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "be.h"
+#include "internal.h"
+
+#define DEFAULT_L2_CACHE_MAX (UINT64_C (32) << 20)
+#define REFBLOCK_CACHE_MAX (UINT64_C (4) << 20)
+
+/* Features that are valid qcow2 but that this version cannot serve yet,
+ * each with the name a user knows it by.
+ */
+static const struct {
+  uint64_t bit;
+  const char *name;
+} not_yet_supported[] = {
+  { QCOW2_INCOMPAT_DATA_FILE, "external data files (incompatible bit 2)" },
+  { QCOW2_INCOMPAT_COMPRESSION,
+    "a compression type other than zlib (incompatible bit 3)" },
+  { QCOW2_INCOMPAT_EXTL2,
+    "extended L2 entries / subclusters (incompatible bit 4)" },
+  { QCOW2_INCOMPAT_ZONED, "the zoned format (incompatible bit 5)" },
+};
+
+static int refuse (struct zq_image *img, int err, const char *fs, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+/* Logs "FILE: message" and fails with err. */
+static int
+refuse (struct zq_image *img, int err, const char *fs, ...)
+{
+  char message[768];
+  va_list args;
+
+  va_start (args, fs);
+  vsnprintf (message, sizeof message, fs, args);
+  va_end (args);
+  zq_error ("%s: %s", img->filename, message);
+  errno = err;
+  return -1;
+}
+
+/* The features of the header this engine can serve with this access. */
+static int
+check_features (struct zq_image *img)
+{
+  const struct qcow2_header *h = &img->header;
+  uint64_t unknown;
+  char names[512];
+  size_t i;
+
+  for (i = 0; i < sizeof not_yet_supported / sizeof not_yet_supported[0]; i++)
+    if (h->incompatible_features & not_yet_supported[i].bit)
+      return refuse (img, ENOTSUP, "the image uses %s, which zqcow2 does "
+                     "not support yet", not_yet_supported[i].name);
+
+  unknown = h->incompatible_features & ~(ZQ_KNOWN_INCOMPATIBLE |
+                                         QCOW2_INCOMPAT_DATA_FILE |
+                                         QCOW2_INCOMPAT_COMPRESSION |
+                                         QCOW2_INCOMPAT_EXTL2 |
+                                         QCOW2_INCOMPAT_ZONED);
+  if (unknown) {
+    header_describe_features (h, 0, unknown, names, sizeof names);
+    return refuse (img, ENOTSUP, "unknown incompatible feature(s): %s; "
+                   "the image cannot be opened safely", names);
+  }
+  if (h->has_zoned)
+    return refuse (img, EINVAL, "%s", "the zoned header extension is present "
+                   "but incompatible bit 5 (zoned format) is clear "
+                   "(corrupt image)");
+  if (h->has_data_file)
+    return refuse (img, EINVAL, "%s", "the external data file extension is "
+                   "present but incompatible bit 2 is clear (corrupt image)");
+  if (h->backing_file_offset != 0)
+    return refuse (img, ENOTSUP, "%s", "the image has a backing file, which "
+                   "zqcow2 does not support yet");
+
+  if (img->readonly)
+    return 0;
+
+  if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
+    return refuse (img, EROFS, "%s", "the image is marked corrupt "
+                   "(incompatible bit 1); it can only be opened read-only "
+                   "(nbdkit -r) until 'qemu-img check -r all' repairs it");
+  if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY)
+    return refuse (img, ENOTSUP, "%s", "the image is dirty (incompatible "
+                   "bit 0: lazy refcounts were not written back); open it "
+                   "read-only, or repair it with 'qemu-img check -r all'");
+  if (h->nb_snapshots > 0)
+    return refuse (img, ENOTSUP, "%s", "the image has internal snapshots; "
+                   "writing to such images is not supported yet (open it "
+                   "read-only)");
+  return 0;
+}
+
+static int
+read_header (struct zq_image *img, uint64_t file_size)
+{
+  uint8_t first[QH_V3_LENGTH];
+  uint8_t *buf;
+  size_t len;
+  char why[512];
+  int r;
+
+  if (full_pread (img->fd, first, sizeof first, 0) == -1)
+    return refuse (img, EIO, "reading the header: %s", strerror (errno));
+  len = header_bytes_needed (first, sizeof first);
+  buf = malloc (len);
+  if (buf == NULL)
+    return -1;
+  if (full_pread (img->fd, buf, len, 0) == -1) {
+    free (buf);
+    return refuse (img, EIO, "reading the header: %s", strerror (errno));
+  }
+  r = header_parse (buf, len, file_size, &img->header, why, sizeof why);
+  free (buf);
+  if (r == -1)
+    return refuse (img, errno, "%s", why);
+  return 0;
+}
+
+/* Reads `entries` big-endian u64 at `offset` into host order. */
+static uint64_t *
+read_table (struct zq_image *img, const char *what, uint64_t offset,
+            uint64_t entries)
+{
+  uint64_t *table = malloc ((entries ? entries : 1) * sizeof *table);
+  uint64_t i;
+
+  if (table == NULL) {
+    refuse (img, ENOMEM, "out of memory for the %s", what);
+    return NULL;
+  }
+  if (full_pread (img->fd, table, entries * 8, offset) == -1) {
+    refuse (img, EIO, "reading the %s: %s", what, strerror (errno));
+    free (table);
+    return NULL;
+  }
+  for (i = 0; i < entries; i++)
+    table[i] = load_be64 (&table[i]);
+  return table;
+}
+
+static int
+setup_caches (struct zq_image *img, uint64_t l2_cache_bytes)
+{
+  uint64_t l2_tables, refblocks, cover;
+
+  if (l2_cache_bytes == 0) {
+    /* Enough to hold every L2 table the virtual size needs. */
+    cover = UINT64_C (1) << (img->l2_bits + img->cluster_bits);
+    l2_cache_bytes = (img->virtual_size + cover - 1) / cover
+                     * img->cluster_size;
+    if (l2_cache_bytes > DEFAULT_L2_CACHE_MAX)
+      l2_cache_bytes = DEFAULT_L2_CACHE_MAX;
+  }
+  l2_tables = l2_cache_bytes / img->cluster_size;
+  if (l2_tables < 4)
+    l2_tables = 4;
+
+  /* Refcount blocks for the virtual size plus some metadata. */
+  refblocks = ((img->virtual_size >> img->cluster_bits) >>
+               img->refblock_bits) + 4;
+  if (refblocks * img->cluster_size > REFBLOCK_CACHE_MAX)
+    refblocks = REFBLOCK_CACHE_MAX / img->cluster_size;
+  if (refblocks < 4)
+    refblocks = 4;
+
+  img->l2_cache = metacache_new (img, "L2 table", l2_tables,
+                                 img->cluster_size);
+  img->refblock_cache = metacache_new (img, "refcount block", refblocks,
+                                       img->cluster_size);
+  if (img->l2_cache == NULL || img->refblock_cache == NULL)
+    return refuse (img, ENOMEM, "%s", "out of memory for the metadata caches");
+  metacache_set_dependency (img->l2_cache, img->refblock_cache);
+  return 0;
+}
+
+/* A writer that does not maintain what an autoclear bit guards must
+ * clear the bit (bitmaps, data_file_raw: zqcow2 maintains neither yet).
+ */
+static int
+clear_autoclear_bits (struct zq_image *img)
+{
+  uint8_t zeroes[8] = { 0 };
+
+  if (img->header.version < 3 || img->header.autoclear_features == 0)
+    return 0;
+  if (full_pwrite (img->fd, zeroes, 8, QH_AUTOCLEAR_FEATURES) == -1 ||
+      sync_file (img) == -1)
+    return refuse (img, EIO, "clearing the autoclear feature bits: %s",
+                   strerror (errno));
+  zq_debug ("%s: cleared autoclear feature bits 0x%" PRIx64,
+            img->filename, img->header.autoclear_features);
+  img->header.autoclear_features = 0;
+  return 0;
+}
+
+static void
+describe (struct zq_image *img)
+{
+  char line[256];
+
+  snprintf (line, sizeof line, "qcow2 v%" PRIu32 " image, %" PRIu64
+            " bytes, %" PRIu32 "-byte clusters", img->header.version,
+            img->virtual_size, img->cluster_size);
+  img->description = strdup (line);
+}
+
+static void
+free_image (struct zq_image *img)
+{
+  metacache_free (img->l2_cache);
+  metacache_free (img->refblock_cache);
+  free (img->l1_table);
+  free (img->refcount_table);
+  free (img->pending_frees);
+  free (img->description);
+  header_free (&img->header);
+  if (img->fd >= 0)
+    close (img->fd);
+  free (img->filename);
+  free (img);
+}
+
+struct zq_image *
+zq_open (const struct zq_open_options *options)
+{
+  struct zq_image *img;
+  struct stat st;
+  int saved_errno;
+
+  img = calloc (1, sizeof *img);
+  if (img == NULL)
+    return NULL;
+  img->fd = -1;
+  img->readonly = options->readonly;
+  img->filename = strdup (options->filename);
+  if (img->filename == NULL)
+    goto fail;
+  pthread_mutex_init (&img->meta_lock, NULL);
+  range_lock_init (&img->ranges);
+
+  img->fd = open (img->filename,
+                  (img->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (img->fd == -1) {
+    saved_errno = errno;
+    zq_error ("%s: %m", img->filename);
+    errno = saved_errno;
+    goto fail;
+  }
+  if (fstat (img->fd, &st) == -1) {
+    refuse (img, errno, "fstat: %s", strerror (errno));
+    goto fail;
+  }
+  if (read_header (img, st.st_size) == -1 || check_features (img) == -1)
+    goto fail;
+
+  img->cluster_bits = img->header.cluster_bits;
+  img->cluster_size = UINT32_C (1) << img->cluster_bits;
+  img->l2_bits = img->cluster_bits - 3;
+  img->virtual_size = img->header.size;
+  img->refcount_order = img->header.refcount_order;
+  img->refblock_bits = img->cluster_bits + 3 - img->refcount_order;
+  img->refcount_max = img->refcount_order == 6 ? UINT64_MAX :
+    (UINT64_C (1) << (1u << img->refcount_order)) - 1;
+  img->alloc_end = ((uint64_t) st.st_size + img->cluster_size - 1)
+                   >> img->cluster_bits;
+
+  img->l1_size = img->header.l1_size;
+  img->l1_table = read_table (img, "L1 table", img->header.l1_table_offset,
+                              img->l1_size);
+  img->refcount_table_entries =
+    (uint64_t) img->header.refcount_table_clusters * img->cluster_size / 8;
+  img->refcount_table = read_table (img, "refcount table",
+                                    img->header.refcount_table_offset,
+                                    img->refcount_table_entries);
+  if (img->l1_table == NULL || img->refcount_table == NULL)
+    goto fail;
+
+  if (setup_caches (img, options->l2_cache_bytes) == -1)
+    goto fail;
+  if (!img->readonly && clear_autoclear_bits (img) == -1)
+    goto fail;
+  describe (img);
+  if (img->description == NULL)
+    goto fail;
+  return img;
+
+ fail:
+  saved_errno = errno ? errno : EINVAL;
+  free_image (img);
+  errno = saved_errno;
+  return NULL;
+}
+
+int
+zq_close (struct zq_image *img)
+{
+  int r = 0;
+
+  if (img == NULL)
+    return 0;
+  if (!img->readonly) {
+    /* The first flush releases the clusters waiting for it; the second
+     * writes their refcounts, so a cleanly closed image has no leaks.
+     */
+    pthread_mutex_lock (&img->meta_lock);
+    r = flush_metadata (img);
+    if (r == 0)
+      r = flush_metadata (img);
+    pthread_mutex_unlock (&img->meta_lock);
+  }
+  range_lock_destroy (&img->ranges);
+  pthread_mutex_destroy (&img->meta_lock);
+  free_image (img);
+  return r;
+}
+
+const char *zq_filename (const struct zq_image *img) { return img->filename; }
+uint64_t zq_virtual_size (const struct zq_image *img) { return img->virtual_size; }
+uint32_t zq_cluster_size (const struct zq_image *img) { return img->cluster_size; }
+bool zq_is_readonly (const struct zq_image *img) { return img->readonly; }
+int zq_qcow2_version (const struct zq_image *img) { return img->header.version; }
+const char *zq_description (const struct zq_image *img) { return img->description; }

@@ -1,0 +1,151 @@
+/* The engine's internal state, shared by the files of lib/.
+ *
+ * Locking: img->meta_lock protects every piece of metadata below it (the
+ * L1 table, the refcount table, both caches, the pending frees).  It is
+ * never held across guest data I/O.  Guest data I/O is ordered by the
+ * range lock instead: a request locks the clusters it touches, so two
+ * requests on different clusters run in parallel.
+ */
+#ifndef ZQ_INTERNAL_H
+#define ZQ_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "zqcow2.h"
+#include "header.h"
+#include "metacache.h"
+#include "range-lock.h"
+
+/* Where a guest cluster's bytes come from, from its L2 entry. */
+enum cluster_type {
+  CLUSTER_UNALLOCATED,          /* no host cluster: reads as zeroes */
+  CLUSTER_ZERO_PLAIN,           /* zero flag, no host cluster */
+  CLUSTER_ZERO_ALLOC,           /* zero flag, host cluster kept */
+  CLUSTER_NORMAL,               /* data at host_offset */
+  CLUSTER_COMPRESSED,           /* compressed data (not served yet) */
+};
+
+/* A freed host range, applied to the refcounts only once the metadata that
+ * stopped referencing it is durable (see flush.c).
+ */
+struct pending_free {
+  uint64_t first_cluster;
+  uint64_t nr_clusters;
+};
+
+struct zq_image {
+  char *filename;
+  int fd;
+  bool readonly;
+  struct qcow2_header header;
+  char *description;
+
+  /* Geometry derived from the header. */
+  unsigned cluster_bits;
+  uint32_t cluster_size;
+  unsigned l2_bits;             /* log2 of L2 entries per table */
+  uint64_t virtual_size;
+
+  range_lock_t ranges;          /* guest clusters in use by requests */
+
+  pthread_mutex_t meta_lock;
+
+  /* L1 table, in host byte order, l1_size entries. */
+  uint64_t *l1_table;
+  uint32_t l1_size;
+  uint32_t l1_dirty_first, l1_dirty_end;  /* dirty entry range, empty if = */
+
+  /* Refcount table in host byte order. */
+  uint64_t *refcount_table;
+  uint64_t refcount_table_entries;
+  unsigned refcount_order;      /* log2 of refcount_bits */
+  unsigned refblock_bits;       /* log2 of refcounts per block */
+  uint64_t refcount_max;
+
+  struct metacache *l2_cache;
+  struct metacache *refblock_cache;
+
+  /* Lowest host cluster index that may be free, and one past the highest
+   * cluster ever allocated (the file may be shorter: writes in flight).
+   */
+  uint64_t free_cluster_hint;
+  uint64_t alloc_end;
+
+  struct pending_free *pending_frees;
+  size_t nr_pending_frees, pending_frees_alloc;
+  uint64_t pending_free_clusters;
+
+  /* Writes since the last fdatasync, so flush can skip an empty sync. */
+  bool unsynced_writes;
+
+  /* qemu treats images whose clusters are allocated but sparse in the file
+   * ("preallocation=metadata") specially in block status; see
+   * block-status.c.
+   */
+  bool metadata_preallocated;
+  bool metadata_preallocation_checked;
+};
+
+/* log.c */
+void zq_log (enum zq_log_level level, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+#define zq_error(...) zq_log (ZQ_LOG_ERROR, __VA_ARGS__)
+#define zq_warning(...) zq_log (ZQ_LOG_WARNING, __VA_ARGS__)
+#define zq_debug(...) zq_log (ZQ_LOG_DEBUG, __VA_ARGS__)
+
+/* Whole-buffer file I/O that retries short transfers and EINTR.
+ * A read past the end of the file fills the rest with zeroes.
+ */
+int full_pread (int fd, void *buf, size_t count, uint64_t offset);
+int full_pwrite (int fd, const void *buf, size_t count, uint64_t offset);
+
+/* A cluster-sized buffer of zeroes, shared read-only (2 MiB). */
+#define ZQ_ZERO_BYTES (1u << 21)
+extern const uint8_t zq_zero_cluster[ZQ_ZERO_BYTES];
+
+static inline uint64_t
+offset_into_cluster (const struct zq_image *img, uint64_t offset)
+{
+  return offset & (img->cluster_size - 1);
+}
+
+static inline uint64_t
+cluster_floor (const struct zq_image *img, uint64_t offset)
+{
+  return offset & ~(uint64_t) (img->cluster_size - 1);
+}
+
+static inline uint64_t
+cluster_ceil (const struct zq_image *img, uint64_t offset)
+{
+  return cluster_floor (img, offset + img->cluster_size - 1);
+}
+
+/* Checks a request against the image: offset and count within the virtual
+ * size.  Logs and sets errno (EINVAL) when not.
+ */
+int check_request (struct zq_image *img, const char *what,
+                   uint64_t count, uint64_t offset);
+
+/* io-read.c: fills buf with run->bytes of a mapped run. */
+struct map_run;
+int read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
+              uint64_t guest_offset);
+
+/* io-write.c: writes into clusters already range-locked by the caller. */
+int write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
+                  uint64_t offset);
+
+/* Fails with EPERM, logged, on a read-only image. */
+int check_writable (struct zq_image *img, const char *what);
+
+/* flush.c */
+int flush_metadata (struct zq_image *img);   /* meta_lock held */
+int sync_file (struct zq_image *img);
+void queue_free (struct zq_image *img, uint64_t host_offset,
+                 uint64_t nr_clusters);
+
+#endif /* ZQ_INTERNAL_H */

@@ -1,0 +1,66 @@
+/* Reading guest data. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "internal.h"
+#include "l2-map.h"
+
+int
+read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
+          uint64_t guest_offset)
+{
+  switch (run->type) {
+  case CLUSTER_NORMAL:
+    if (full_pread (img->fd, buf, run->bytes, run->host_offset) == -1) {
+      zq_error ("%s: reading guest offset 0x%" PRIx64 " from host offset "
+                "0x%" PRIx64 ": %m", img->filename, guest_offset,
+                run->host_offset);
+      errno = EIO;
+      return -1;
+    }
+    return 0;
+  case CLUSTER_UNALLOCATED:
+  case CLUSTER_ZERO_PLAIN:
+  case CLUSTER_ZERO_ALLOC:
+    memset (buf, 0, run->bytes);
+    return 0;
+  case CLUSTER_COMPRESSED:
+    break;
+  }
+  zq_error ("%s: guest offset 0x%" PRIx64 " is in a compressed cluster; "
+            "compressed clusters are not supported yet", img->filename,
+            guest_offset);
+  errno = EIO;
+  return -1;
+}
+
+int
+zq_pread (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
+{
+  struct range_lock_node range;
+  uint8_t *p = buf;
+  int r = 0;
+
+  if (check_request (img, "read", count, offset) == -1)
+    return -1;
+
+  range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
+                      cluster_ceil (img, offset + count), false);
+  while (count > 0) {
+    struct map_run run;
+
+    pthread_mutex_lock (&img->meta_lock);
+    r = map_lookup (img, offset, count, &run);
+    pthread_mutex_unlock (&img->meta_lock);
+    if (r == -1 || (r = read_run (img, &run, p, offset)) == -1)
+      break;
+    p += run.bytes;
+    offset += run.bytes;
+    count -= run.bytes;
+  }
+  range_lock_release (&img->ranges, &range);
+  return r;
+}

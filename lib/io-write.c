@@ -1,0 +1,291 @@
+/* Writing guest data.
+ *
+ * A write to clusters that are allocated and not shared goes straight to
+ * their host clusters.  Any other write allocates host clusters, as many
+ * back to back as the request spans, and writes the untouched head and
+ * tail of the first and last cluster (copy-on-write) together with the
+ * data in one pwritev.  The L2 entries are updated only after the data is
+ * written, so a crash never maps a cluster whose data is missing.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "be.h"
+#include "internal.h"
+#include "l2-map.h"
+#include "refcount.h"
+
+/* Per-thread buffers for the old content of partly written clusters:
+ * allocated once per worker thread, never per request.
+ */
+static pthread_key_t cow_buffer_key;
+static pthread_once_t cow_buffer_once = PTHREAD_ONCE_INIT;
+
+static void
+make_cow_buffer_key (void)
+{
+  pthread_key_create (&cow_buffer_key, free);
+}
+
+/* Two clusters: the head and the tail of a write. */
+static uint8_t *
+cow_buffer (void)
+{
+  uint8_t *b;
+
+  pthread_once (&cow_buffer_once, make_cow_buffer_key);
+  b = pthread_getspecific (cow_buffer_key);
+  if (b == NULL) {
+    b = malloc (2u << QCOW2_MAX_CLUSTER_BITS);
+    if (b != NULL)
+      pthread_setspecific (cow_buffer_key, b);
+  }
+  return b;
+}
+
+int
+check_writable (struct zq_image *img, const char *what)
+{
+  if (img->readonly) {
+    zq_error ("%s: %s refused: the image is open read-only",
+              img->filename, what);
+    errno = EPERM;
+    return -1;
+  }
+  return 0;
+}
+
+static bool
+reads_as_zero (enum cluster_type type)
+{
+  return type == CLUSTER_UNALLOCATED || type == CLUSTER_ZERO_PLAIN ||
+         type == CLUSTER_ZERO_ALLOC;
+}
+
+/* Points iov at the old guest content of [offset, offset + len) inside
+ * one cluster described by run (whose first byte is at run_offset).
+ */
+static int
+old_content (struct zq_image *img, const struct map_run *run,
+             uint64_t run_offset, uint64_t offset, uint64_t len,
+             uint8_t *scratch, struct iovec *iov)
+{
+  struct map_run part;
+
+  if (reads_as_zero (run->type)) {
+    iov->iov_base = (void *) zq_zero_cluster;
+    iov->iov_len = len;
+    return 0;
+  }
+  part = *run;
+  part.bytes = len;
+  if (run->host_offset)
+    part.host_offset = run->host_offset + offset - run_offset;
+  if (read_run (img, &part, scratch, offset) == -1)
+    return -1;
+  iov->iov_base = scratch;
+  iov->iov_len = len;
+  return 0;
+}
+
+static int
+full_pwritev (int fd, struct iovec *iov, int iovcnt, uint64_t offset)
+{
+  while (iovcnt > 0) {
+    ssize_t r = pwritev (fd, iov, iovcnt, offset);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    offset += r;
+    while (iovcnt > 0 && (size_t) r >= iov->iov_len) {
+      r -= iov->iov_len;
+      iov++;
+      iovcnt--;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = (uint8_t *) iov->iov_base + r;
+      iov->iov_len -= r;
+    }
+  }
+  return 0;
+}
+
+/* Points the L2 entries of the clusters from guest `offset` at `nr`
+ * consecutive host clusters from `host`, and queues the old host clusters
+ * (if they are not the ones being reused) for release.  meta_lock held.
+ */
+static int
+link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
+               uint64_t nr, bool reused)
+{
+  uint8_t *table;
+  uint64_t index, i;
+
+  if (map_l2_for_update (img, offset, &table, &index) == -1)
+    return -1;
+  for (i = 0; i < nr; i++) {
+    uint8_t *slot = table + (index + i) * 8;
+    uint64_t old = load_be64 (slot);
+    enum cluster_type old_type;
+    uint64_t old_host;
+
+    if (!reused &&
+        map_decode_entry (img, offset, old, &old_type, &old_host) == 0 &&
+        old_host != 0)
+      queue_free (img, old_host, 1);
+    store_be64 (slot, (host + (i << img->cluster_bits)) | QCOW2_OFLAG_COPIED);
+  }
+  metacache_mark_dirty (img->l2_cache, table);
+  img->unsynced_writes = true;
+  return 0;
+}
+
+/* One allocating write of the clusters in `run`, from guest `offset`.
+ * Returns the number of guest bytes written, or -1.
+ */
+static int64_t
+allocating_write (struct zq_image *img, const struct map_run *run,
+                  const uint8_t *buf, uint64_t offset)
+{
+  uint64_t in_cluster = offset_into_cluster (img, offset);
+  uint64_t want = (in_cluster + run->bytes + img->cluster_size - 1)
+                  >> img->cluster_bits;
+  uint64_t host, got, bytes, tail_len;
+  uint8_t *table, *scratch;
+  uint64_t index;
+  bool reused;
+  struct iovec iov[3];
+  int iovcnt = 0;
+
+  if (run->type == CLUSTER_COMPRESSED) {
+    zq_error ("%s: guest offset 0x%" PRIx64 " is in a compressed cluster; "
+              "compressed clusters are not supported yet", img->filename,
+              offset);
+    errno = ENOTSUP;
+    return -1;
+  }
+  scratch = cow_buffer ();
+  if (scratch == NULL)
+    return -1;
+
+  pthread_mutex_lock (&img->meta_lock);
+  /* The L2 table first, so that it does not split the data run. */
+  if (map_l2_for_update (img, offset, &table, &index) == -1)
+    goto fail_unlock;
+  reused = run->type == CLUSTER_ZERO_ALLOC && run->copied;
+  if (reused) {
+    host = run->host_offset - in_cluster;
+    got = want;
+  }
+  else if (refcount_alloc (img, want, &host, &got) == -1)
+    goto fail_unlock;
+  pthread_mutex_unlock (&img->meta_lock);
+
+  bytes = (got << img->cluster_bits) - in_cluster;
+  if (bytes > run->bytes)
+    bytes = run->bytes;
+  tail_len = (got << img->cluster_bits) - in_cluster - bytes;
+
+  if (in_cluster > 0 &&
+      old_content (img, run, offset, offset - in_cluster, in_cluster,
+                   scratch, &iov[iovcnt++]) == -1)
+    goto fail_free;
+  iov[iovcnt].iov_base = (void *) buf;
+  iov[iovcnt++].iov_len = bytes;
+  if (tail_len > 0 &&
+      old_content (img, run, offset, offset + bytes, tail_len,
+                   scratch + img->cluster_size, &iov[iovcnt++]) == -1)
+    goto fail_free;
+
+  if (full_pwritev (img->fd, iov, iovcnt, host) == -1) {
+    int saved_errno = errno;
+    zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
+              PRIx64 ": %m", img->filename, offset, host + in_cluster);
+    errno = saved_errno == ENOSPC ? ENOSPC : EIO;
+    goto fail_free;
+  }
+
+  pthread_mutex_lock (&img->meta_lock);
+  if (link_clusters (img, offset, host, got, reused) == -1)
+    goto fail_unlock_free;
+  pthread_mutex_unlock (&img->meta_lock);
+  return bytes;
+
+ fail_free:
+  pthread_mutex_lock (&img->meta_lock);
+ fail_unlock_free:
+  /* Nothing points at the new clusters yet: give them back at once. */
+  if (!reused) {
+    int saved_errno = errno;
+    for (uint64_t i = 0; i < got; i++)
+      refcount_update (img, (host >> img->cluster_bits) + i, -1);
+    errno = saved_errno;
+  }
+ fail_unlock:
+  pthread_mutex_unlock (&img->meta_lock);
+  return -1;
+}
+
+int
+write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
+              uint64_t offset)
+{
+  while (count > 0) {
+    struct map_run run;
+    int64_t written;
+
+    pthread_mutex_lock (&img->meta_lock);
+    if (map_lookup (img, offset, count, &run) == -1) {
+      pthread_mutex_unlock (&img->meta_lock);
+      return -1;
+    }
+    pthread_mutex_unlock (&img->meta_lock);
+
+    if (run.type == CLUSTER_NORMAL && run.copied) {
+      if (full_pwrite (img->fd, buf, run.bytes, run.host_offset) == -1) {
+        int saved_errno = errno;
+        zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset "
+                  "0x%" PRIx64 ": %m", img->filename, offset,
+                  run.host_offset);
+        errno = saved_errno == ENOSPC ? ENOSPC : EIO;
+        return -1;
+      }
+      written = run.bytes;
+    }
+    else if ((written = allocating_write (img, &run, buf, offset)) == -1)
+      return -1;
+
+    buf += written;
+    offset += written;
+    count -= written;
+  }
+  return 0;
+}
+
+int
+zq_pwrite (struct zq_image *img, const void *buf, uint64_t count,
+           uint64_t offset, unsigned flags)
+{
+  struct range_lock_node range;
+  int r;
+
+  if (check_writable (img, "write") == -1 ||
+      check_request (img, "write", count, offset) == -1)
+    return -1;
+
+  range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
+                      cluster_ceil (img, offset + count), true);
+  r = write_locked (img, buf, count, offset);
+  range_lock_release (&img->ranges, &range);
+  if (r == 0 && (flags & ZQ_FUA))
+    r = zq_flush (img);
+  return r;
+}

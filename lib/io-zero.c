@@ -1,0 +1,295 @@
+/* Trim and write-zeroes.
+ *
+ * Both work on whole clusters through their L2 entries; the partial
+ * clusters at either end of a write-zeroes are written with zeroes (unless
+ * they already read as zeroes), while trim leaves them alone, as NBD lets
+ * it.  Host clusters that lose their last reference are released after
+ * the next flush (queue_free).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "be.h"
+#include "internal.h"
+#include "l2-map.h"
+
+/* Release freed clusters once this many wait for a flush, so that a
+ * client that trims without flushing does not grow the file forever.
+ */
+#define PENDING_FREE_FLUSH_BYTES (UINT64_C (256) << 20)
+
+enum zero_how {
+  ZERO_BY_TRIM,                 /* trim: the entry becomes unallocated */
+  ZERO_KEEP_ALLOCATION,         /* write zeroes without MAY_TRIM */
+  ZERO_MAY_DEALLOCATE,          /* write zeroes with MAY_TRIM */
+};
+
+static bool
+reads_as_zero (enum cluster_type type)
+{
+  return type == CLUSTER_UNALLOCATED || type == CLUSTER_ZERO_PLAIN ||
+         type == CLUSTER_ZERO_ALLOC;
+}
+
+/* The L2 entry that makes a cluster read as zeroes.  *write_zeroes says
+ * that only writing zeroes will do (version 2 images have no zero flag);
+ * *release that the old host cluster must be released.
+ */
+static uint64_t
+zeroed_entry (const struct zq_image *img, enum zero_how how, uint64_t entry,
+              enum cluster_type type, uint64_t host, bool *write_zeroes,
+              bool *release)
+{
+  *write_zeroes = false;
+  *release = false;
+
+  if (how == ZERO_BY_TRIM) {
+    *release = host != 0;
+    return 0;
+  }
+  if (img->header.version < 3) {
+    if (type == CLUSTER_UNALLOCATED)
+      return entry;
+    if (how == ZERO_MAY_DEALLOCATE) {
+      *release = host != 0;
+      return 0;
+    }
+    *write_zeroes = true;
+    return entry;
+  }
+  if (type == CLUSTER_UNALLOCATED || type == CLUSTER_ZERO_PLAIN)
+    return entry;
+  if (how == ZERO_MAY_DEALLOCATE || type == CLUSTER_COMPRESSED ||
+      !(entry & QCOW2_OFLAG_COPIED)) {
+    *release = host != 0;
+    return QCOW2_OFLAG_ZERO;
+  }
+  return host | QCOW2_OFLAG_COPIED | QCOW2_OFLAG_ZERO;
+}
+
+/* Applies `how` to the whole clusters [offset, offset + count).  Version 2
+ * clusters that need zeroes written are written a contiguous run at a time
+ * with the meta_lock dropped.  With dry_run, changes nothing and returns 1
+ * when some zeroes would have to be written (for FAST_ZERO).
+ */
+static int
+zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
+               enum zero_how how, bool dry_run)
+{
+  while (count > 0) {
+    uint64_t chunk = l2_coverage (img) - (offset & (l2_coverage (img) - 1));
+    uint64_t write_from = 0, write_len = 0, done, i, n;
+    uint8_t *table;
+    uint64_t index;
+
+    if (chunk > count)
+      chunk = count;
+    n = chunk >> img->cluster_bits;
+
+    pthread_mutex_lock (&img->meta_lock);
+    if (map_l2_existing (img, offset, &table, &index) == -1)
+      goto fail_unlock;
+    for (i = 0; table != NULL && i < n; i++) {
+      uint64_t guest = offset + (i << img->cluster_bits);
+      uint64_t entry = load_be64 (table + (index + i) * 8), new_entry, host;
+      enum cluster_type type;
+      bool write_zeroes, release;
+
+      if (map_decode_entry (img, guest, entry, &type, &host) == -1)
+        goto fail_unlock;
+      if (type == CLUSTER_COMPRESSED) {
+        if (how == ZERO_BY_TRIM)
+          continue;             /* trim is advisory; compressed: later */
+        zq_error ("%s: guest offset 0x%" PRIx64 " is in a compressed "
+                  "cluster; compressed clusters are not supported yet",
+                  img->filename, guest);
+        errno = ENOTSUP;
+        goto fail_unlock;
+      }
+      new_entry = zeroed_entry (img, how, entry, type, host,
+                                &write_zeroes, &release);
+      if (write_zeroes) {
+        if (dry_run) {
+          pthread_mutex_unlock (&img->meta_lock);
+          return 1;
+        }
+        if (write_len == 0)
+          write_from = guest;
+        write_len += img->cluster_size;
+        continue;
+      }
+      if (write_len > 0)
+        break;                  /* write the run, then go on from here */
+      if (new_entry == entry || dry_run)
+        continue;
+      store_be64 (table + (index + i) * 8, new_entry);
+      metacache_mark_dirty (img->l2_cache, table);
+      img->unsynced_writes = true;
+      if (release)
+        queue_free (img, host, 1);
+    }
+    pthread_mutex_unlock (&img->meta_lock);
+    done = table != NULL ? i << img->cluster_bits : chunk;
+
+    while (write_len > 0) {
+      uint64_t len = write_len < sizeof zq_zero_cluster ?
+                     write_len : sizeof zq_zero_cluster;
+      if (write_locked (img, zq_zero_cluster, len, write_from) == -1)
+        return -1;
+      write_from += len;
+      write_len -= len;
+    }
+    offset += done;
+    count -= done;
+  }
+  return 0;
+
+ fail_unlock:
+  pthread_mutex_unlock (&img->meta_lock);
+  return -1;
+}
+
+/* Zeroes part of one cluster, unless it already reads as zeroes.  With
+ * dry_run, returns 1 when zeroes would have to be written.
+ */
+static int
+zero_partial (struct zq_image *img, uint64_t count, uint64_t offset,
+              bool dry_run)
+{
+  struct map_run run;
+
+  if (count == 0)
+    return 0;
+  pthread_mutex_lock (&img->meta_lock);
+  if (map_lookup (img, offset, count, &run) == -1) {
+    pthread_mutex_unlock (&img->meta_lock);
+    return -1;
+  }
+  pthread_mutex_unlock (&img->meta_lock);
+  if (reads_as_zero (run.type))
+    return 0;
+  if (dry_run)
+    return 1;
+  return write_locked (img, zq_zero_cluster, count, offset);
+}
+
+/* Splits [offset, offset + count) into a partial head cluster, whole
+ * clusters, and a partial tail cluster (head or tail may be empty; a
+ * range inside one cluster is all head).
+ */
+static void
+split_clusters (const struct zq_image *img, uint64_t count, uint64_t offset,
+                uint64_t *head, uint64_t *whole_start, uint64_t *whole,
+                uint64_t *tail)
+{
+  uint64_t end = offset + count;
+  uint64_t first_whole = cluster_ceil (img, offset);
+  /* The last cluster of an image whose size is not a multiple of the
+   * cluster size is whole once the range reaches the end of the image.
+   */
+  uint64_t last_whole = end == img->virtual_size ? cluster_ceil (img, end)
+                                                 : cluster_floor (img, end);
+
+  if (first_whole < last_whole) {
+    *head = first_whole - offset;
+    *whole_start = first_whole;
+    *whole = last_whole - first_whole;
+    *tail = end > last_whole ? end - last_whole : 0;
+  }
+  else if (first_whole > offset && first_whole < end) {
+    *head = first_whole - offset;     /* straddles one boundary */
+    *whole_start = first_whole;
+    *whole = 0;
+    *tail = end - first_whole;
+  }
+  else {
+    *head = count;
+    *whole_start = end;
+    *whole = 0;
+    *tail = 0;
+  }
+}
+
+static void
+release_if_many_pending (struct zq_image *img)
+{
+  pthread_mutex_lock (&img->meta_lock);
+  if ((img->pending_free_clusters << img->cluster_bits) >=
+      PENDING_FREE_FLUSH_BYTES)
+    flush_metadata (img);       /* on failure, the next flush retries */
+  pthread_mutex_unlock (&img->meta_lock);
+}
+
+int
+zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
+         unsigned flags)
+{
+  struct range_lock_node range;
+  enum zero_how how = (flags & ZQ_MAY_TRIM) ? ZERO_MAY_DEALLOCATE
+                                            : ZERO_KEEP_ALLOCATION;
+  uint64_t head, whole_start, whole, tail;
+  int r;
+
+  if (check_writable (img, "write zeroes") == -1 ||
+      check_request (img, "write zeroes", count, offset) == -1)
+    return -1;
+  split_clusters (img, count, offset, &head, &whole_start, &whole, &tail);
+
+  range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
+                      cluster_ceil (img, offset + count), true);
+  if (flags & ZQ_FAST_ZERO) {
+    r = zero_partial (img, head, offset, true);
+    if (r == 0)
+      r = zero_clusters (img, whole, whole_start, how, true);
+    if (r == 0)
+      r = zero_partial (img, tail, offset + count - tail, true);
+    if (r == 1) {
+      errno = ENOTSUP;        /* not an error worth logging: NBD asks */
+      r = -1;
+    }
+    if (r == -1)
+      goto out;
+  }
+  r = zero_partial (img, head, offset, false);
+  if (r == 0)
+    r = zero_clusters (img, whole, whole_start, how, false);
+  if (r == 0)
+    r = zero_partial (img, tail, offset + count - tail, false);
+ out:
+  range_lock_release (&img->ranges, &range);
+  if (r == 0) {
+    release_if_many_pending (img);
+    if (flags & ZQ_FUA)
+      r = zq_flush (img);
+  }
+  return r;
+}
+
+int
+zq_trim (struct zq_image *img, uint64_t count, uint64_t offset,
+         unsigned flags)
+{
+  struct range_lock_node range;
+  uint64_t head, whole_start, whole, tail;
+  int r;
+
+  if (check_writable (img, "trim") == -1 ||
+      check_request (img, "trim", count, offset) == -1)
+    return -1;
+  split_clusters (img, count, offset, &head, &whole_start, &whole, &tail);
+  if (whole == 0)
+    return (flags & ZQ_FUA) ? zq_flush (img) : 0;
+
+  range_lock_acquire (&img->ranges, &range, whole_start,
+                      whole_start + whole, true);
+  r = zero_clusters (img, whole, whole_start, ZERO_BY_TRIM, false);
+  range_lock_release (&img->ranges, &range);
+  if (r == 0) {
+    release_if_many_pending (img);
+    if (flags & ZQ_FUA)
+      r = zq_flush (img);
+  }
+  return r;
+}

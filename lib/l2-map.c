@@ -1,0 +1,185 @@
+/* Guest offset to host cluster through the L1 and L2 tables. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "be.h"
+#include "internal.h"
+#include "l2-map.h"
+#include "refcount.h"
+
+int
+map_decode_entry (struct zq_image *img, uint64_t guest_offset,
+                  uint64_t entry, enum cluster_type *type,
+                  uint64_t *host_offset)
+{
+  uint64_t host;
+  bool zero;
+
+  if (entry & QCOW2_OFLAG_COMPRESSED) {
+    *type = CLUSTER_COMPRESSED;
+    *host_offset = 0;
+    return 0;
+  }
+  host = entry & QCOW2_L2E_OFFSET_MASK;
+  zero = img->header.version >= 3 && (entry & QCOW2_OFLAG_ZERO);
+  if ((host & (img->cluster_size - 1)) != 0) {
+    zq_error ("%s: L2 entry for guest offset 0x%" PRIx64 " points at "
+              "unaligned host offset 0x%" PRIx64 " (corrupt image)",
+              img->filename, guest_offset, host);
+    errno = EIO;
+    return -1;
+  }
+  if (zero)
+    *type = host ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
+  else
+    *type = host ? CLUSTER_NORMAL : CLUSTER_UNALLOCATED;
+  *host_offset = host;
+  return 0;
+}
+
+static int
+l1_entry_offset (struct zq_image *img, uint64_t offset, uint64_t *l2_offset,
+                 uint64_t *l1_index)
+{
+  uint64_t i = offset >> (img->l2_bits + img->cluster_bits);
+  uint64_t l2_off;
+
+  if (i >= img->l1_size) {
+    zq_error ("%s: guest offset 0x%" PRIx64 " is beyond the L1 table",
+              img->filename, offset);
+    errno = EIO;
+    return -1;
+  }
+  l2_off = img->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+  if ((l2_off & (img->cluster_size - 1)) != 0) {
+    zq_error ("%s: L1 entry %" PRIu64 " points at unaligned offset 0x%"
+              PRIx64 " (corrupt image)", img->filename, i, l2_off);
+    errno = EIO;
+    return -1;
+  }
+  *l2_offset = l2_off;
+  *l1_index = i;
+  return 0;
+}
+
+static uint64_t
+l2_index_of (const struct zq_image *img, uint64_t offset)
+{
+  return (offset >> img->cluster_bits) &
+         ((UINT64_C (1) << img->l2_bits) - 1);
+}
+
+int
+map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
+            struct map_run *run)
+{
+  uint64_t l2_offset, l1_index, i, n, entries = UINT64_C (1) << img->l2_bits;
+  uint64_t in_cluster = offset_into_cluster (img, offset);
+  uint64_t first_entry, host;
+  uint8_t *table;
+
+  if (l1_entry_offset (img, offset, &l2_offset, &l1_index) == -1)
+    return -1;
+
+  i = l2_index_of (img, offset);
+  if (l2_offset == 0) {
+    run->type = CLUSTER_UNALLOCATED;
+    run->host_offset = 0;
+    run->copied = false;
+    n = entries - i;
+  }
+  else {
+    if (metacache_get (img->l2_cache, l2_offset, &table) == -1)
+      return -1;
+    first_entry = load_be64 (table + i * 8);
+    if (map_decode_entry (img, cluster_floor (img, offset), first_entry,
+                          &run->type, &host) == -1)
+      return -1;
+    run->host_offset = host ? host + in_cluster : 0;
+    run->copied = (first_entry & QCOW2_OFLAG_COPIED) != 0;
+
+    /* Compressed clusters are handled one at a time. */
+    for (n = 1; i + n < entries && run->type != CLUSTER_COMPRESSED &&
+           (n << img->cluster_bits) - in_cluster < max_bytes; n++) {
+      uint64_t entry = load_be64 (table + (i + n) * 8);
+      enum cluster_type type;
+      uint64_t next_host;
+
+      if (map_decode_entry (img, cluster_floor (img, offset) +
+                            (n << img->cluster_bits), entry,
+                            &type, &next_host) == -1)
+        return -1;
+      if (type != run->type ||
+          ((entry & QCOW2_OFLAG_COPIED) != 0) != run->copied ||
+          (host && next_host != host + (n << img->cluster_bits)))
+        break;
+    }
+  }
+
+  run->bytes = (n << img->cluster_bits) - in_cluster;
+  if (run->bytes > max_bytes)
+    run->bytes = max_bytes;
+  return 0;
+}
+
+int
+map_l2_existing (struct zq_image *img, uint64_t offset,
+                 uint8_t **l2_table, uint64_t *l2_index)
+{
+  uint64_t l2_offset, l1_index;
+
+  if (l1_entry_offset (img, offset, &l2_offset, &l1_index) == -1)
+    return -1;
+  *l2_index = l2_index_of (img, offset);
+  if (l2_offset == 0) {
+    *l2_table = NULL;
+    return 0;
+  }
+  return metacache_get (img->l2_cache, l2_offset, l2_table);
+}
+
+int
+map_l2_for_update (struct zq_image *img, uint64_t offset,
+                   uint8_t **l2_table, uint64_t *l2_index)
+{
+  uint64_t l2_offset, l1_index, got;
+
+  if (l1_entry_offset (img, offset, &l2_offset, &l1_index) == -1)
+    return -1;
+  *l2_index = l2_index_of (img, offset);
+
+  if (l2_offset != 0) {
+    if (!(img->l1_table[l1_index] & QCOW2_OFLAG_COPIED)) {
+      zq_error ("%s: the L2 table for guest offset 0x%" PRIx64 " is shared "
+                "(with an internal snapshot); writing to it is not "
+                "supported", img->filename, offset);
+      errno = ENOTSUP;
+      return -1;
+    }
+    return metacache_get (img->l2_cache, l2_offset, l2_table);
+  }
+
+  /* A new, empty L2 table.  The L1 entry pointing at it is written only
+   * after the table itself is durable (flush.c).
+   */
+  if (refcount_alloc (img, 1, &l2_offset, &got) == -1)
+    return -1;
+  if (metacache_get_new (img->l2_cache, l2_offset, l2_table) == -1) {
+    refcount_update (img, l2_offset >> img->cluster_bits, -1);
+    return -1;
+  }
+  img->l1_table[l1_index] = l2_offset | QCOW2_OFLAG_COPIED;
+  if (img->l1_dirty_first == img->l1_dirty_end) {
+    img->l1_dirty_first = l1_index;
+    img->l1_dirty_end = l1_index + 1;
+  }
+  else {
+    if (l1_index < img->l1_dirty_first)
+      img->l1_dirty_first = l1_index;
+    if (l1_index + 1 > img->l1_dirty_end)
+      img->l1_dirty_end = l1_index + 1;
+  }
+  return 0;
+}

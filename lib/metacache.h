@@ -1,0 +1,62 @@
+/* A write-back cache of cluster-sized metadata tables (L2 tables,
+ * refcount blocks), with least-recently-used eviction.
+ *
+ * Crash ordering is expressed as a dependency, not as scattered syncs:
+ * a cache that depends on another writes that other cache back and syncs
+ * the file before it writes any of its own dirty tables.  The L2 cache
+ * depends on the refcount cache, so an L2 entry never reaches the disk
+ * before the refcount of the cluster it points at, nor before that
+ * cluster's data (the sync covers the data too).
+ *
+ * The caller holds the image's meta_lock around every call.
+ */
+#ifndef ZQ_METACACHE_H
+#define ZQ_METACACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct zq_image;
+struct metacache;
+
+/* what names the tables in messages ("L2 table"). */
+struct metacache *metacache_new (struct zq_image *img, const char *what,
+                                 uint32_t nr_slots, uint32_t table_size);
+void metacache_free (struct metacache *c);
+
+void metacache_set_dependency (struct metacache *c,
+                               struct metacache *depends_on);
+
+/* Returns the table at host offset `offset`, reading it from the file on a
+ * miss.  The pointer is valid until the next call on this cache.
+ */
+int metacache_get (struct metacache *c, uint64_t offset, uint8_t **table);
+
+/* Returns a zero-filled table for a newly allocated cluster at `offset`,
+ * without reading the file.  The table is marked dirty.
+ */
+int metacache_get_new (struct metacache *c, uint64_t offset,
+                       uint8_t **table);
+
+/* Marks a table returned by metacache_get as modified. */
+void metacache_mark_dirty (struct metacache *c, const uint8_t *table);
+
+/* Writes every dirty table back to the file (honouring the dependency).
+ * Does not sync the file after the last write.
+ */
+int metacache_writeback (struct metacache *c);
+
+bool metacache_has_dirty (const struct metacache *c);
+
+/* Forgets the table at offset, dirty or not (its cluster was freed). */
+void metacache_forget (struct metacache *c, uint64_t offset);
+
+/* Statistics for tests and debugging. */
+struct metacache_stats {
+  uint64_t hits, misses, evictions, writebacks;
+  uint32_t nr_slots;
+};
+void metacache_get_stats (const struct metacache *c,
+                          struct metacache_stats *stats);
+
+#endif /* ZQ_METACACHE_H */

@@ -1,0 +1,186 @@
+/* zqcow2: the engine's public interface.
+ *
+ * The engine serves one qcow2 image as a flat array of bytes.  It knows
+ * nothing of NBD: the nbdkit plugin and the standalone server translate
+ * their requests into these calls.
+ *
+ * Every function that can fail returns 0 on success, or -1 with errno set
+ * to the value a client should see, after logging one sentence that names
+ * the image and the problem through the log function (zq_set_log_fn).
+ *
+ * All I/O functions may be called concurrently from many threads on the
+ * same image.
+ */
+#ifndef ZQCOW2_H
+#define ZQCOW2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct zq_image;
+
+/* Log levels, most severe first. */
+enum zq_log_level {
+  ZQ_LOG_ERROR,
+  ZQ_LOG_WARNING,
+  ZQ_LOG_DEBUG,
+};
+
+/* Receives every message of the engine, already formatted, without a
+ * trailing newline.  The default writes errors and warnings to stderr.
+ */
+typedef void (*zq_log_fn) (enum zq_log_level level, const char *message);
+void zq_set_log_fn (zq_log_fn fn);
+
+struct zq_open_options {
+  const char *filename;         /* the qcow2 image */
+  bool readonly;                /* never change a byte of any file */
+  uint64_t l2_cache_bytes;      /* 0: cover the whole image, up to 32 MiB */
+  /* Fault injection on zoned images: lists of zone numbers and ranges
+   * ("3,7-9"), or NULL.  Offline zones fail reads and writes with EIO,
+   * read-only zones fail writes with EPERM.
+   */
+  const char *offline_zones;
+  const char *readonly_zones;
+};
+
+/* Opens and validates an image.  Returns NULL with errno set on failure. */
+struct zq_image *zq_open (const struct zq_open_options *options);
+
+/* Flushes (when writable) and frees everything.  Returns -1 if the final
+ * flush failed; the image is freed either way.
+ */
+int zq_close (struct zq_image *img);
+
+/* What the front ends need to describe the export. */
+const char *zq_filename (const struct zq_image *img);
+uint64_t zq_virtual_size (const struct zq_image *img);
+uint32_t zq_cluster_size (const struct zq_image *img);
+bool zq_is_readonly (const struct zq_image *img);
+int zq_qcow2_version (const struct zq_image *img);
+
+/* One line describing the image, for NBD_INFO_DESCRIPTION. */
+const char *zq_description (const struct zq_image *img);
+
+/* Request flags. */
+#define ZQ_FUA        (1u << 0) /* durable before the call returns */
+#define ZQ_MAY_TRIM   (1u << 1) /* zero: clusters may be deallocated */
+#define ZQ_FAST_ZERO  (1u << 2) /* zero: fail with ENOTSUP rather than
+                                   write zeroes to the file */
+
+int zq_pread (struct zq_image *img, void *buf, uint64_t count,
+              uint64_t offset);
+int zq_pwrite (struct zq_image *img, const void *buf, uint64_t count,
+               uint64_t offset, unsigned flags);
+int zq_trim (struct zq_image *img, uint64_t count, uint64_t offset,
+             unsigned flags);
+int zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
+             unsigned flags);
+int zq_flush (struct zq_image *img);
+
+/* Block status, as NBD's base:allocation sees it. */
+#define ZQ_EXTENT_HOLE (1u << 0)
+#define ZQ_EXTENT_ZERO (1u << 1)
+
+/* Called once per extent, in order, with neighbouring extents of the same
+ * flags already merged.  Returning -1 stops the walk (zq_block_status then
+ * returns 0: the caller asked to stop).
+ */
+typedef int (*zq_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
+                             uint32_t flags);
+
+/* Reports extents covering at least [offset, offset + 1) and at most
+ * [offset, offset + count), clipped to the image.
+ */
+int zq_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
+                     zq_extent_fn fn, void *opaque);
+
+/* Zones.  Types and conditions carry the ZBC/ZNS numbers that Linux's
+ * blkzoned.h uses, from the engine to the wire.
+ */
+enum zq_zone_type {
+  ZQ_ZONE_TYPE_CONVENTIONAL = 0x1,
+  ZQ_ZONE_TYPE_SEQWRITE_REQ = 0x2,
+};
+
+enum zq_zone_cond {
+  ZQ_ZONE_COND_NOT_WP = 0x0,
+  ZQ_ZONE_COND_EMPTY = 0x1,
+  ZQ_ZONE_COND_IMP_OPEN = 0x2,
+  ZQ_ZONE_COND_EXP_OPEN = 0x3,
+  ZQ_ZONE_COND_CLOSED = 0x4,
+  ZQ_ZONE_COND_READONLY = 0xd,
+  ZQ_ZONE_COND_FULL = 0xe,
+  ZQ_ZONE_COND_OFFLINE = 0xf,
+};
+
+/* The zoned extension's geometry (zoned-qcow2-format.md). */
+struct zq_zone_geometry {
+  uint8_t zone_model;           /* 1 = host-managed */
+  uint64_t zone_size;
+  uint64_t zone_capacity;
+  uint32_t conventional_zones;
+  uint32_t nr_zones;
+  uint32_t max_active_zones;    /* 0 = no limit */
+  uint32_t max_open_zones;      /* 0 = no limit */
+  uint32_t max_append_bytes;
+  uint64_t zonedmeta_size;
+  uint64_t zonedmeta_offset;
+};
+
+struct zq_zone {
+  uint64_t start;
+  uint64_t length;              /* zone_size, less for a short last zone */
+  uint64_t capacity;
+  uint64_t write_pointer;       /* start + length when FULL; start for
+                                   conventional zones */
+  enum zq_zone_type type;
+  enum zq_zone_cond cond;
+};
+
+bool zq_is_zoned (const struct zq_image *img);
+
+/* Fails with EINVAL on an image that is not zoned. */
+int zq_zone_geometry (const struct zq_image *img,
+                      struct zq_zone_geometry *geometry);
+
+/* Fills zones[0 .. count) from zone `first` on; returns how many were
+ * filled (fewer at the end of the device), or -1.
+ */
+int zq_zone_report (struct zq_image *img, uint32_t first, uint32_t count,
+                    struct zq_zone *zones);
+
+/* The zone management operations NBD has no command for (the tool uses
+ * them on an image not in use).  Each follows the ZBC state machine and
+ * is durable when it returns.
+ */
+int zq_zone_open (struct zq_image *img, uint32_t zone);
+int zq_zone_close (struct zq_image *img, uint32_t zone);
+int zq_zone_finish (struct zq_image *img, uint32_t zone);
+int zq_zone_reset (struct zq_image *img, uint32_t zone);
+
+/* Creating images (zqcow2-img create). */
+struct zq_create_options {
+  const char *filename;
+  uint64_t size;
+  uint32_t cluster_size;        /* 0: 64 KiB */
+  unsigned refcount_bits;       /* 0: 16 */
+  bool lazy_refcounts;
+  bool compression_zstd;        /* compression_type zstd, else zlib */
+  bool zoned;
+  uint64_t zone_size;           /* 0: 256 MiB */
+  uint64_t zone_capacity;       /* 0: zone_size */
+  uint32_t conventional_zones;
+  uint32_t max_open_zones;
+  uint32_t max_active_zones;
+  uint32_t max_append_bytes;    /* 0: 64 KiB */
+  bool allow_short_last_zone;   /* size need not be a multiple of zone_size */
+};
+
+/* Writes a new, empty qcow2 v3 image (failing if the file exists).  An
+ * invalid geometry is refused with the reason logged, errno EINVAL.
+ */
+int zq_create (const struct zq_create_options *options);
+
+#endif /* ZQCOW2_H */
