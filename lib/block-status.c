@@ -120,14 +120,11 @@ add_file_extents (struct zq_image *img, struct extent_merger *m,
 }
 
 int
-zq_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
-                 zq_extent_fn fn, void *opaque)
+qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
+                    zq_extent_fn fn, void *opaque)
 {
   struct extent_merger merger = { .fn = fn, .opaque = opaque };
   unsigned runs;
-
-  if (check_request (img, "block status", count, offset) == -1)
-    return -1;
 
   /* Decided once, on first use, as qemu does.  Two threads racing here
    * compute the same answer.
@@ -170,5 +167,5 @@ zq_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
     count -= run.bytes;
   }
   merger_finish (&merger);
-  return 0;
+  return merger.stopped || count > 0 ? 1 : 0;
 }

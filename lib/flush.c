@@ -127,14 +127,3 @@ flush_metadata (struct zq_image *img)
     apply_pending_frees (img);
   return 0;
 }
-
-int
-zq_flush (struct zq_image *img)
-{
-  int r;
-
-  pthread_mutex_lock (&img->meta_lock);
-  r = flush_metadata (img);
-  pthread_mutex_unlock (&img->meta_lock);
-  return r;
-}

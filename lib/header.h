@@ -73,6 +73,7 @@ void header_describe_features (const struct qcow2_header *h, uint8_t type,
 
 /* Incompatible features this engine can serve, for reading and writing. */
 #define ZQ_KNOWN_INCOMPATIBLE \
-  (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT)
+  (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
+   QCOW2_INCOMPAT_COMPRESSION | QCOW2_INCOMPAT_ZONED)
 
 #endif /* ZQ_HEADER_H */

@@ -28,11 +28,8 @@ static const struct {
   const char *name;
 } not_yet_supported[] = {
   { QCOW2_INCOMPAT_DATA_FILE, "external data files (incompatible bit 2)" },
-  { QCOW2_INCOMPAT_COMPRESSION,
-    "a compression type other than zlib (incompatible bit 3)" },
   { QCOW2_INCOMPAT_EXTL2,
     "extended L2 entries / subclusters (incompatible bit 4)" },
-  { QCOW2_INCOMPAT_ZONED, "the zoned format (incompatible bit 5)" },
 };
 
 static int refuse (struct zq_image *img, int err, const char *fs, ...)
@@ -69,18 +66,23 @@ check_features (struct zq_image *img)
 
   unknown = h->incompatible_features & ~(ZQ_KNOWN_INCOMPATIBLE |
                                          QCOW2_INCOMPAT_DATA_FILE |
-                                         QCOW2_INCOMPAT_COMPRESSION |
-                                         QCOW2_INCOMPAT_EXTL2 |
-                                         QCOW2_INCOMPAT_ZONED);
+                                         QCOW2_INCOMPAT_EXTL2);
   if (unknown) {
     header_describe_features (h, 0, unknown, names, sizeof names);
     return refuse (img, ENOTSUP, "unknown incompatible feature(s): %s; "
                    "the image cannot be opened safely", names);
   }
-  if (h->has_zoned)
+  if (h->has_zoned && !(h->incompatible_features & QCOW2_INCOMPAT_ZONED))
     return refuse (img, EINVAL, "%s", "the zoned header extension is present "
                    "but incompatible bit 5 (zoned format) is clear "
                    "(corrupt image)");
+  if (h->compression_type > 1)
+    return refuse (img, ENOTSUP, "compression type %u is unknown (0 zlib, "
+                   "1 zstd)", h->compression_type);
+  if ((h->compression_type != 0) !=
+      ((h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION) != 0))
+    return refuse (img, EINVAL, "compression type %u does not match "
+                   "incompatible bit 3 (corrupt image)", h->compression_type);
   if (h->has_data_file)
     return refuse (img, EINVAL, "%s", "the external data file extension is "
                    "present but incompatible bit 2 is clear (corrupt image)");
@@ -209,20 +211,67 @@ clear_autoclear_bits (struct zq_image *img)
   return 0;
 }
 
+/* "64 MiB", "1 GiB", "4096 bytes": sizes as people read them. */
+static void
+human_size (uint64_t bytes, char *out, size_t len)
+{
+  static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
+  int u = -1;
+
+  while (bytes >= 1024 && bytes % 1024 == 0 && u < 4) {
+    bytes /= 1024;
+    u++;
+  }
+  if (u < 0)
+    snprintf (out, len, "%" PRIu64 " bytes", bytes);
+  else
+    snprintf (out, len, "%" PRIu64 " %s", bytes, units[u]);
+}
+
+static void
+limit_text (uint32_t limit, char *out, size_t len)
+{
+  if (limit)
+    snprintf (out, len, "%" PRIu32, limit);
+  else
+    snprintf (out, len, "unlimited");
+}
+
 static void
 describe (struct zq_image *img)
 {
-  char line[256];
+  char line[512];
 
-  snprintf (line, sizeof line, "qcow2 v%" PRIu32 " image, %" PRIu64
-            " bytes, %" PRIu32 "-byte clusters", img->header.version,
-            img->virtual_size, img->cluster_size);
+  if (img->zones) {
+    const struct zq_zone_geometry *g = &img->zones->geometry;
+    char zone_size[32], capacity[32], max_open[16], max_active[16];
+    char last[64] = "";
+
+    human_size (g->zone_size, zone_size, sizeof zone_size);
+    human_size (g->zone_capacity, capacity, sizeof capacity);
+    limit_text (g->max_open_zones, max_open, sizeof max_open);
+    limit_text (g->max_active_zones, max_active, sizeof max_active);
+    if (img->virtual_size % g->zone_size) {
+      char tail[32];
+      human_size (img->virtual_size % g->zone_size, tail, sizeof tail);
+      snprintf (last, sizeof last, ", the last one %s", tail);
+    }
+    snprintf (line, sizeof line, "host-managed zoned: %" PRIu32 " x %s zones "
+              "(capacity %s%s), %" PRIu32 " conventional, max open %s, "
+              "max active %s", g->nr_zones, zone_size, capacity, last,
+              g->conventional_zones, max_open, max_active);
+  }
+  else
+    snprintf (line, sizeof line, "qcow2 v%" PRIu32 " image, %" PRIu64
+              " bytes, %" PRIu32 "-byte clusters", img->header.version,
+              img->virtual_size, img->cluster_size);
   img->description = strdup (line);
 }
 
 static void
 free_image (struct zq_image *img)
 {
+  zones_free (img->zones);
   metacache_free (img->l2_cache);
   metacache_free (img->refblock_cache);
   free (img->l1_table);
@@ -293,6 +342,16 @@ zq_open (const struct zq_open_options *options)
 
   if (setup_caches (img, options->l2_cache_bytes) == -1)
     goto fail;
+  if (img->header.incompatible_features & QCOW2_INCOMPAT_ZONED) {
+    if (zones_open (img, st.st_size, options->offline_zones,
+                    options->readonly_zones) == -1)
+      goto fail;
+  }
+  else if (options->offline_zones || options->readonly_zones) {
+    refuse (img, EINVAL, "%s", "offline-zones and readonly-zones need a "
+            "zoned image");
+    goto fail;
+  }
   if (!img->readonly && clear_autoclear_bits (img) == -1)
     goto fail;
   describe (img);

@@ -18,6 +18,7 @@
 #include "header.h"
 #include "metacache.h"
 #include "range-lock.h"
+#include "zones.h"
 
 /* Where a guest cluster's bytes come from, from its L2 entry. */
 enum cluster_type {
@@ -87,6 +88,9 @@ struct zq_image {
    */
   bool metadata_preallocated;
   bool metadata_preallocation_checked;
+
+  /* Zones, on images with the zoned format; NULL otherwise. */
+  struct zone_set *zones;
 };
 
 /* log.c */
@@ -129,6 +133,22 @@ cluster_ceil (const struct zq_image *img, uint64_t offset)
  */
 int check_request (struct zq_image *img, const char *what,
                    uint64_t count, uint64_t offset);
+
+/* The qcow2 layer's requests: bounds and permissions already checked,
+ * zone rules already applied (requests.c).  No FUA: the caller flushes.
+ */
+int qcow2_read (struct zq_image *img, void *buf, uint64_t count,
+                uint64_t offset);
+int qcow2_write (struct zq_image *img, const void *buf, uint64_t count,
+                 uint64_t offset);
+int qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
+                unsigned flags);
+int qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset);
+/* Returns 0 when the whole range was reported, 1 when fn asked to stop
+ * or the walk ended early (the client asks again for the rest).
+ */
+int qcow2_block_status (struct zq_image *img, uint64_t count,
+                        uint64_t offset, zq_extent_fn fn, void *opaque);
 
 /* io-read.c: fills buf with run->bytes of a mapped run. */
 struct map_run;

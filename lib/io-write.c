@@ -49,18 +49,6 @@ cow_buffer (void)
   return b;
 }
 
-int
-check_writable (struct zq_image *img, const char *what)
-{
-  if (img->readonly) {
-    zq_error ("%s: %s refused: the image is open read-only",
-              img->filename, what);
-    errno = EPERM;
-    return -1;
-  }
-  return 0;
-}
-
 static bool
 reads_as_zero (enum cluster_type type)
 {
@@ -271,21 +259,15 @@ write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
 }
 
 int
-zq_pwrite (struct zq_image *img, const void *buf, uint64_t count,
-           uint64_t offset, unsigned flags)
+qcow2_write (struct zq_image *img, const void *buf, uint64_t count,
+             uint64_t offset)
 {
   struct range_lock_node range;
   int r;
-
-  if (check_writable (img, "write") == -1 ||
-      check_request (img, "write", count, offset) == -1)
-    return -1;
 
   range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
                       cluster_ceil (img, offset + count), true);
   r = write_locked (img, buf, count, offset);
   range_lock_release (&img->ranges, &range);
-  if (r == 0 && (flags & ZQ_FUA))
-    r = zq_flush (img);
   return r;
 }

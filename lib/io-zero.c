@@ -223,8 +223,8 @@ release_if_many_pending (struct zq_image *img)
 }
 
 int
-zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
-         unsigned flags)
+qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
+            unsigned flags)
 {
   struct range_lock_node range;
   enum zero_how how = (flags & ZQ_MAY_TRIM) ? ZERO_MAY_DEALLOCATE
@@ -232,9 +232,6 @@ zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
   uint64_t head, whole_start, whole, tail;
   int r;
 
-  if (check_writable (img, "write zeroes") == -1 ||
-      check_request (img, "write zeroes", count, offset) == -1)
-    return -1;
   split_clusters (img, count, offset, &head, &whole_start, &whole, &tail);
 
   range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
@@ -259,37 +256,27 @@ zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
     r = zero_partial (img, tail, offset + count - tail, false);
  out:
   range_lock_release (&img->ranges, &range);
-  if (r == 0) {
+  if (r == 0)
     release_if_many_pending (img);
-    if (flags & ZQ_FUA)
-      r = zq_flush (img);
-  }
   return r;
 }
 
 int
-zq_trim (struct zq_image *img, uint64_t count, uint64_t offset,
-         unsigned flags)
+qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset)
 {
   struct range_lock_node range;
   uint64_t head, whole_start, whole, tail;
   int r;
 
-  if (check_writable (img, "trim") == -1 ||
-      check_request (img, "trim", count, offset) == -1)
-    return -1;
   split_clusters (img, count, offset, &head, &whole_start, &whole, &tail);
   if (whole == 0)
-    return (flags & ZQ_FUA) ? zq_flush (img) : 0;
+    return 0;
 
   range_lock_acquire (&img->ranges, &range, whole_start,
                       whole_start + whole, true);
   r = zero_clusters (img, whole, whole_start, ZERO_BY_TRIM, false);
   range_lock_release (&img->ranges, &range);
-  if (r == 0) {
+  if (r == 0)
     release_if_many_pending (img);
-    if (flags & ZQ_FUA)
-      r = zq_flush (img);
-  }
   return r;
 }

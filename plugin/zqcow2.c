@@ -51,6 +51,8 @@
 /* Configuration, from the command line. */
 static char *filename;          /* file=, absolute */
 static uint64_t l2_cache_bytes; /* l2-cache-size=, 0: the engine decides */
+static char *offline_zones;     /* offline-zones=LIST, fault injection */
+static char *readonly_zones;    /* readonly-zones=LIST, fault injection */
 
 /* The one engine every connection shares, opened by the first .open.
  * image_lock serialises opening it; once set, image never changes until
@@ -95,7 +97,7 @@ zqcow2_dump_plugin (void)
   /* Compressed clusters are not served yet. */
   printf ("zqcow2_compression=\n");
   printf ("zqcow2_features=%s\n", BUILT_IN_FEATURES);
-  printf ("zqcow2_zoned=no\n");
+  printf ("zqcow2_zoned=host-managed\n");
 }
 
 /* One key=value from the command line.  A bare FILE arrives as file=FILE
@@ -122,6 +124,19 @@ zqcow2_config (const char *key, const char *value)
       return -1;
     l2_cache_bytes = size;
   }
+  else if (strcmp (key, "offline-zones") == 0 ||
+           strcmp (key, "readonly-zones") == 0) {
+    /* The engine parses the list when it opens the image, and names the
+     * zone that does not exist.
+     */
+    char **list = key[0] == 'o' ? &offline_zones : &readonly_zones;
+    free (*list);
+    *list = strdup (value);
+    if (*list == NULL) {
+      nbdkit_error ("strdup: %m");
+      return -1;
+    }
+  }
   else {
     nbdkit_error ("unknown parameter '%s' (see nbdkit zqcow2 --help)", key);
     return -1;
@@ -144,7 +159,11 @@ zqcow2_config_complete (void)
 #define zqcow2_config_help \
   "[file=]FILE               (required) The qcow2 image to serve.\n" \
   "l2-cache-size=SIZE        Memory for cached L2 tables (default: enough\n" \
-  "                          for the whole image, up to 32M)."
+  "                          for the whole image, up to 32M).\n" \
+  "offline-zones=LIST        Zoned images: zones (e.g. 3,7-9) that fail\n" \
+  "                          reads and writes, as OFFLINE zones do.\n" \
+  "readonly-zones=LIST       Zoned images: zones that fail writes, as\n" \
+  "                          READ_ONLY zones do."
 
 /* Validates the image before nbdkit starts serving, so a corrupt or
  * unsupported image stops nbdkit at startup with the engine's message
@@ -158,6 +177,8 @@ zqcow2_get_ready (void)
     .filename = filename,
     .readonly = true,
     .l2_cache_bytes = l2_cache_bytes,
+    .offline_zones = offline_zones,
+    .readonly_zones = readonly_zones,
   };
   struct zq_image *probe;
 
@@ -183,6 +204,8 @@ zqcow2_open (int readonly)
       .filename = filename,
       .readonly = readonly,
       .l2_cache_bytes = l2_cache_bytes,
+      .offline_zones = offline_zones,
+      .readonly_zones = readonly_zones,
     };
 
     /* On failure the engine has logged the reason (e.g. an image marked
@@ -215,9 +238,10 @@ zqcow2_export_description (void *handle)
   return zq_description (img);
 }
 
-/* Any request size and alignment works; whole clusters avoid
- * read-modify-write.  Cluster sizes are powers of two, as nbdkit requires
- * of the preferred size.
+/* Any request size and alignment works on a plain image; a zoned image
+ * has 512-byte logical blocks (sequential zones refuse anything smaller
+ * with EINVAL).  Whole clusters avoid read-modify-write.  Cluster sizes
+ * are powers of two, as nbdkit requires of the preferred size.
  */
 static int
 zqcow2_block_size (void *handle,
@@ -226,7 +250,7 @@ zqcow2_block_size (void *handle,
   struct zq_image *img = handle;
   uint32_t cluster_size = zq_cluster_size (img);
 
-  *minimum = 1;
+  *minimum = zq_is_zoned (img) ? 512 : 1;
   *preferred = cluster_size;
   if (*preferred < MIN_PREFERRED_BLOCK)
     *preferred = MIN_PREFERRED_BLOCK;
@@ -459,7 +483,9 @@ zqcow2_unload (void)
                   "client may be lost", filename);
   image = NULL;
   free (filename);
-  filename = NULL;
+  free (offline_zones);
+  free (readonly_zones);
+  filename = offline_zones = readonly_zones = NULL;
 }
 
 static struct nbdkit_plugin plugin = {

@@ -1,0 +1,106 @@
+/* The engine's request entry points: checks common to every image, then
+ * the zone rules on zoned images (zone-io.c) or straight to the qcow2
+ * layer, then FUA.
+ */
+#include <config.h>
+
+#include <errno.h>
+
+#include "internal.h"
+
+int
+check_writable (struct zq_image *img, const char *what)
+{
+  if (img->readonly) {
+    zq_error ("%s: %s refused: the image is open read-only",
+              img->filename, what);
+    errno = EPERM;
+    return -1;
+  }
+  return 0;
+}
+
+int
+zq_pread (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
+{
+  if (check_request (img, "read", count, offset) == -1)
+    return -1;
+  return img->zones ? zone_read (img, buf, count, offset)
+                    : qcow2_read (img, buf, count, offset);
+}
+
+int
+zq_pwrite (struct zq_image *img, const void *buf, uint64_t count,
+           uint64_t offset, unsigned flags)
+{
+  int r;
+
+  if (check_writable (img, "write") == -1 ||
+      check_request (img, "write", count, offset) == -1)
+    return -1;
+  r = img->zones ? zone_write (img, buf, count, offset, false, 0)
+                 : qcow2_write (img, buf, count, offset);
+  if (r == 0 && (flags & ZQ_FUA))
+    r = zq_flush (img);
+  return r;
+}
+
+int
+zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
+         unsigned flags)
+{
+  int r;
+
+  if (check_writable (img, "write zeroes") == -1 ||
+      check_request (img, "write zeroes", count, offset) == -1)
+    return -1;
+  r = img->zones ? zone_write (img, NULL, count, offset, true, flags)
+                 : qcow2_zero (img, count, offset, flags);
+  if (r == 0 && (flags & ZQ_FUA))
+    r = zq_flush (img);
+  return r;
+}
+
+int
+zq_trim (struct zq_image *img, uint64_t count, uint64_t offset,
+         unsigned flags)
+{
+  int r;
+
+  if (check_writable (img, "trim") == -1 ||
+      check_request (img, "trim", count, offset) == -1)
+    return -1;
+  r = img->zones ? zone_trim (img, count, offset)
+                 : qcow2_trim (img, count, offset);
+  if (r == 0 && (flags & ZQ_FUA))
+    r = zq_flush (img);
+  return r;
+}
+
+int
+zq_flush (struct zq_image *img)
+{
+  int r;
+
+  if (img->readonly)
+    return 0;
+  if (img->zones)
+    return zones_flush (img);
+  pthread_mutex_lock (&img->meta_lock);
+  r = flush_metadata (img);
+  pthread_mutex_unlock (&img->meta_lock);
+  return r;
+}
+
+int
+zq_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
+                 zq_extent_fn fn, void *opaque)
+{
+  int r;
+
+  if (check_request (img, "block status", count, offset) == -1)
+    return -1;
+  r = img->zones ? zone_block_status (img, count, offset, fn, opaque)
+                 : qcow2_block_status (img, count, offset, fn, opaque);
+  return r == -1 ? -1 : 0;
+}
