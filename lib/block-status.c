@@ -53,8 +53,9 @@ merger_add (struct extent_merger *m, uint64_t offset, uint64_t length,
 static void
 merger_finish (struct extent_merger *m)
 {
-  if (!m->stopped && m->length > 0)
-    m->fn (m->opaque, m->offset, m->length, m->flags);
+  if (!m->stopped && m->length > 0 &&
+      m->fn (m->opaque, m->offset, m->length, m->flags) == -1)
+    m->stopped = true;
 }
 
 /* qemu's test (qcow2_detect_metadata_preallocation): at least ~10/9 as

@@ -6,7 +6,10 @@
  *   3. L2 tables (they may now point at that data);
  *   4. sync, then the L1 entries of new L2 tables; sync;
  *   5. only now release the clusters whose references were dropped, so a
- *      cluster is never reused while a durable table still points at it.
+ *      cluster is never reused while a durable table still points at it,
+ *      and write their refcounts at once (unsynced: a crash before the
+ *      next sync leaks them at worst) so that few leak when the process
+ *      is killed.
  */
 #include <config.h>
 
@@ -123,7 +126,10 @@ flush_metadata (struct zq_image *img)
   }
   if (img->unsynced_writes && sync_file (img) == -1)
     return -1;
-  if (img->nr_pending_frees > 0)
+  if (img->nr_pending_frees > 0) {
     apply_pending_frees (img);
+    if (metacache_writeback (img->refblock_cache) == -1)
+      return -1;
+  }
   return 0;
 }

@@ -374,14 +374,16 @@ zq_close (struct zq_image *img)
   if (img == NULL)
     return 0;
   if (!img->readonly) {
-    /* The first flush releases the clusters waiting for it; the second
-     * writes their refcounts, so a cleanly closed image has no leaks.
+    /* Data, metadata and write pointers, as a FLUSH would; the flush also
+     * writes the refcounts of the clusters it releases, so a cleanly
+     * closed image has no leaks.
      */
-    pthread_mutex_lock (&img->meta_lock);
-    r = flush_metadata (img);
-    if (r == 0)
-      r = flush_metadata (img);
-    pthread_mutex_unlock (&img->meta_lock);
+    r = zq_flush (img);
+    if (r == 0) {
+      pthread_mutex_lock (&img->meta_lock);
+      r = sync_file (img);
+      pthread_mutex_unlock (&img->meta_lock);
+    }
   }
   range_lock_destroy (&img->ranges);
   pthread_mutex_destroy (&img->meta_lock);

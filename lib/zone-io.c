@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,6 +49,24 @@ all_conventional (const struct zq_image *img, uint64_t offset, uint64_t end)
         zs->zones[i].readonly)
       return false;
   return true;
+}
+
+/* How many of the seg bytes from offset lie below the zone's write
+ * pointer, so read back what was written: all of them in a conventional
+ * zone (and in an offline one, which has no pointer to go by).
+ */
+static uint64_t
+bytes_written (struct zone_set *zs, const struct zone *z, uint64_t offset,
+               uint64_t seg)
+{
+  uint64_t valid;
+
+  if (z->conventional || z->offline)
+    return seg;
+  pthread_mutex_lock (&zs->lock);
+  valid = z->wp > offset ? z->wp - offset : 0;
+  pthread_mutex_unlock (&zs->lock);
+  return valid < seg ? valid : seg;
 }
 
 static int
@@ -133,6 +152,17 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
     refuse (img, z, zi, op, offset, count, r, why);
     goto unlock_fail;
   }
+  /* Finishing an empty zone makes it active for a moment, as on a ZBC
+   * device: it needs a free active zone.
+   */
+  if (finish && z->cond == ZQ_ZONE_COND_EMPTY &&
+      zs->geometry.max_active_zones &&
+      zs->nr_active >= zs->geometry.max_active_zones) {
+    snprintf (why, sizeof why, "the active zone limit (max_active_zones %"
+              PRIu32 ") is reached", zs->geometry.max_active_zones);
+    refuse (img, z, zi, op, offset, count, ENOSPC, why);
+    goto unlock_fail;
+  }
   z->busy = true;
   z->last_used = ++zs->clock;
   pthread_mutex_unlock (&zs->lock);
@@ -171,18 +201,10 @@ zone_read (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
     if (z->offline)
       return refuse (img, z, zi, "read", offset, seg, EIO,
                      "the zone is offline");
-    if (z->conventional)
-      valid = seg;
-    else {
-      /* Bytes at or beyond the write pointer read as zeroes, whatever
-       * clusters may still hold.
-       */
-      pthread_mutex_lock (&zs->lock);
-      valid = z->wp > offset ? z->wp - offset : 0;
-      pthread_mutex_unlock (&zs->lock);
-      if (valid > seg)
-        valid = seg;
-    }
+    /* Bytes at or beyond the write pointer read as zeroes, whatever
+     * clusters may still hold.
+     */
+    valid = bytes_written (zs, z, offset, seg);
     if (valid > 0 && qcow2_read (img, p, valid, offset) == -1)
       return -1;
     memset (p + valid, 0, seg - valid);
@@ -295,15 +317,7 @@ zone_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
 
     if (seg > count)
       seg = count;
-    if (z->conventional || z->offline)
-      valid = seg;
-    else {
-      pthread_mutex_lock (&zs->lock);
-      valid = z->wp > offset ? z->wp - offset : 0;
-      pthread_mutex_unlock (&zs->lock);
-      if (valid > seg)
-        valid = seg;
-    }
+    valid = bytes_written (zs, z, offset, seg);
     if (valid > 0) {
       r = qcow2_block_status (img, valid, offset, watch_extent, &watch);
       if (r != 0)

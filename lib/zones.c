@@ -27,7 +27,7 @@ zone_cond_name (enum zq_zone_cond cond)
   case ZQ_ZONE_COND_CLOSED: return "cl";
   case ZQ_ZONE_COND_READONLY: return "ro";
   case ZQ_ZONE_COND_FULL: return "fu";
-  case ZQ_ZONE_COND_OFFLINE: return "ol";
+  case ZQ_ZONE_COND_OFFLINE: return "of";
   }
   return "?";
 }
@@ -468,7 +468,8 @@ zone_describe (const struct zone *z, struct zq_zone *out)
 {
   out->start = z->start;
   out->length = z->length;
-  out->capacity = z->capacity;
+  /* A conventional zone is writable to its end, as Linux reports it. */
+  out->capacity = z->conventional ? z->length : z->capacity;
   out->type = z->conventional ? ZQ_ZONE_TYPE_CONVENTIONAL
                               : ZQ_ZONE_TYPE_SEQWRITE_REQ;
   out->cond = zone_reported_cond (z);

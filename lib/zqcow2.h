@@ -178,9 +178,73 @@ struct zq_create_options {
   bool allow_short_last_zone;   /* size need not be a multiple of zone_size */
 };
 
-/* Writes a new, empty qcow2 v3 image (failing if the file exists).  An
- * invalid geometry is refused with the reason logged, errno EINVAL.
+/* Writes a new, empty qcow2 v3 image, replacing an existing file as
+ * qemu-img create does.  Every option is checked before any file is
+ * touched: an invalid one (or geometry) is refused with the reason
+ * logged, errno EINVAL.  The image is written to a temporary file in the
+ * same directory and renamed over the target once complete and synced, so
+ * the target is never left half-written: it is either unchanged or a
+ * whole new image.  A replaced file keeps its permissions, not its owner
+ * or hard links; a symbolic link is kept and its target replaced.  A
+ * target that exists and is not a regular file is refused.  The size is
+ * rounded up to a multiple of 512, as qemu-img does.
  */
 int zq_create (const struct zq_create_options *options);
+
+/* Looking at an image offline (zqcow2-img info, check).  Both open the
+ * file read-only and never write to it, and work on images the engine
+ * would refuse to serve (zstd compression, dirty, marked corrupt).
+ */
+struct zq_info {
+  uint32_t version;             /* 2 or 3 */
+  uint64_t virtual_size;
+  uint32_t cluster_size;
+  unsigned refcount_bits;
+  uint8_t compression_type;     /* 0 zlib, 1 zstd */
+  bool lazy_refcounts;
+  bool dirty;                   /* incompatible bit 0 */
+  bool corrupt;                 /* incompatible bit 1 */
+  bool data_file;               /* incompatible bit 2 */
+  bool extended_l2;             /* incompatible bit 4 */
+  uint64_t incompatible_features, compatible_features, autoclear_features;
+  uint32_t nr_snapshots;
+  uint64_t file_size;           /* apparent size of the file */
+  uint64_t disk_size;           /* bytes allocated to it */
+  /* Bit 5 with a zoned extension that parses (its geometry may still be
+   * invalid: a warning is logged, zq_check tells more).
+   */
+  bool zoned;
+  struct zq_zone_geometry geometry;
+};
+
+/* Reads the header.  Fails (logged) only when it cannot be parsed. */
+int zq_info (const char *filename, struct zq_info *info);
+
+struct zq_check_result {
+  uint64_t corruptions;         /* refcounts below the references, bad
+                                   table entries */
+  uint64_t leaks;               /* refcounts above the references */
+  uint64_t wp_errors;           /* zoned extension, write-pointer entries */
+  uint64_t check_errors;        /* parts that could not be read */
+  /* Statistics, as qemu-img check prints them. */
+  uint64_t total_clusters;      /* guest clusters of the virtual size */
+  uint64_t allocated_clusters;
+  uint64_t fragmented_clusters;
+  uint64_t compressed_clusters;
+  uint64_t image_end_offset;
+};
+
+/* Rebuilds every host cluster's refcount from the metadata (header, L1
+ * and L2 tables, data and compressed clusters, refcount table and blocks,
+ * internal snapshots, persistent bitmaps, the write-pointer table) and
+ * compares it with the stored refcounts; checks L1/L2 entries and, on a
+ * zoned image, the extension's geometry and every write-pointer entry.
+ * Each problem is logged at ZQ_LOG_ERROR as one sentence, worded as
+ * qemu-img check words it and prefixed with the file name.  Returns 0
+ * when the check ran (result says what it found), -1 with errno set when
+ * it could not run at all (unreadable file or header, unknown
+ * incompatible features, out of memory).
+ */
+int zq_check (const char *filename, struct zq_check_result *result);
 
 #endif /* ZQCOW2_H */

@@ -4,13 +4,14 @@
 
 # Build: compiler, autotools, the libraries' development files.
 # Run and test: nbdkit, libnbd tools (nbdinfo, nbdcopy, nbdsh), qemu-utils
-# (qemu-img, qemu-io, qemu-nbd), fio.  perl provides pod2man and podchecker.
+# (qemu-img, qemu-io, qemu-nbd), fio; jq reads JSON output in tests.  perl
+# provides pod2man and podchecker.
 ZQ_DEB_PACKAGES=(
   nbdkit nbdkit-plugin-dev
   libnbd-dev libnbd-bin python3-libnbd
   zlib1g-dev libzstd-dev
   autoconf automake libtool pkg-config make gcc
-  qemu-utils fio perl
+  qemu-utils fio perl jq
 )
 
 # Prints the packages of ZQ_DEB_PACKAGES that are not installed.

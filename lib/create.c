@@ -1,0 +1,584 @@
+/* Creating a new, empty qcow2 v3 image (zqcow2-img create).
+ *
+ * Layout, in host clusters:
+ *
+ *   0                       header and extensions
+ *   1 ..                    refcount table
+ *   then                    refcount blocks
+ *   then                    L1 table (all zero: nothing allocated)
+ *   then                    write-pointer table (zoned images only)
+ *
+ * Every one of those clusters has refcount 1 and nothing else is
+ * allocated, so the image checks clean from the start.
+ *
+ * Everything is validated before any file is touched.  The image is then
+ * written to a temporary file next to the target and renamed over it only
+ * once complete and synced: the target is either left as it was or
+ * replaced by a whole image, never half-written.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "be.h"
+#include "internal.h"
+#include "qcow2-format.h"
+#include "refcount.h"
+#include "zoned-format.h"
+
+#define DEFAULT_CLUSTER_SIZE     (UINT32_C (64) * 1024)
+#define DEFAULT_REFCOUNT_BITS    16
+#define DEFAULT_ZONE_SIZE        (UINT64_C (256) * 1024 * 1024)
+#define DEFAULT_MAX_APPEND_BYTES (UINT32_C (64) * 1024)
+
+#define HEADER_LENGTH            112
+#define FEATURE_NAME_ENTRY       48
+#define COMPRESSION_TYPE_ZSTD    1
+
+/* The feature name table, as QEMU writes it, plus bit 5. */
+static const struct {
+  uint8_t type;                 /* 0 incompatible, 1 compatible, 2 autoclear */
+  uint8_t bit;
+  const char *name;
+} feature_names[] = {
+  { 0, 0, "dirty bit" },
+  { 0, 1, "corrupt bit" },
+  { 0, 2, "external data file" },
+  { 0, 3, "compression type" },
+  { 0, 4, "extended L2 entries" },
+  { 0, 5, "zoned format" },
+  { 1, 0, "lazy refcounts" },
+  { 2, 0, "bitmaps" },
+  { 2, 1, "raw external data" },
+};
+#define NR_FEATURE_NAMES (sizeof feature_names / sizeof feature_names[0])
+
+/* Where everything goes, computed before anything is written. */
+struct layout {
+  uint32_t cluster_size;
+  unsigned cluster_bits;
+  unsigned refcount_order;
+  uint64_t size;                /* virtual size, rounded up to 512 */
+  uint32_t l1_size;
+  uint64_t refcount_table_offset;
+  uint32_t refcount_table_clusters;
+  uint64_t refblocks_offset;
+  uint64_t nr_refblocks;
+  uint64_t l1_offset;
+  uint64_t l1_clusters;
+  uint64_t wp_clusters;
+  uint64_t total_clusters;      /* every cluster of the file */
+  bool zoned;
+  struct zq_zone_geometry geometry;
+};
+
+static int refuse (const char *filename, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+/* Logs "FILE: message" and fails with EINVAL. */
+static int
+refuse (const char *filename, const char *fs, ...)
+{
+  char message[768];
+  va_list args;
+
+  va_start (args, fs);
+  vsnprintf (message, sizeof message, fs, args);
+  va_end (args);
+  zq_error ("%s: %s", filename, message);
+  errno = EINVAL;
+  return -1;
+}
+
+static bool
+is_power_of_two (uint64_t v)
+{
+  return v != 0 && (v & (v - 1)) == 0;
+}
+
+static unsigned
+log2_exact (uint64_t v)
+{
+  unsigned bits = 0;
+
+  while ((UINT64_C (1) << bits) < v)
+    bits++;
+  return bits;
+}
+
+static uint64_t
+div_round_up (uint64_t n, uint64_t d)
+{
+  return n / d + (n % d != 0);
+}
+
+/* Checks the options and computes the layout.  Touches no file. */
+static int
+plan (const struct zq_create_options *o, struct layout *lay)
+{
+  const char *fn = o->filename;
+  uint64_t cs, l2_coverage, l1_bytes, refs_per_block, fixed, total;
+  uint64_t nr_refblocks, reftable_clusters, next;
+  char why[512];
+
+  memset (lay, 0, sizeof *lay);
+
+  cs = o->cluster_size ? o->cluster_size : DEFAULT_CLUSTER_SIZE;
+  if (!is_power_of_two (cs) || cs < 512 || cs > 2 * 1024 * 1024)
+    return refuse (fn, "cluster_size %" PRIu64 " is not a power of two "
+                   "between 512 and 2M", cs);
+  lay->cluster_size = cs;
+  lay->cluster_bits = log2_exact (cs);
+
+  if (o->refcount_bits == 0)
+    lay->refcount_order = log2_exact (DEFAULT_REFCOUNT_BITS);
+  else if (!is_power_of_two (o->refcount_bits) || o->refcount_bits > 64)
+    return refuse (fn, "refcount_bits %u is not a power of two between "
+                   "1 and 64", o->refcount_bits);
+  else
+    lay->refcount_order = log2_exact (o->refcount_bits);
+
+  /* Like qemu-img, the size is rounded up to whole 512-byte sectors. */
+  if (o->size == 0)
+    return refuse (fn, "%s", "size 0: the virtual size must be greater "
+                   "than 0");
+  if (o->size > (UINT64_C (1) << 62))
+    return refuse (fn, "size %" PRIu64 " is too large (at most 2^62 "
+                   "bytes)", o->size);
+  lay->size = (o->size + 511) & ~UINT64_C (511);
+
+  l2_coverage = cs * (cs / 8);
+  l1_bytes = div_round_up (lay->size, l2_coverage) * 8;
+  if (l1_bytes > QCOW2_MAX_L1_BYTES)
+    return refuse (fn, "size %" PRIu64 " is too large for cluster_size %"
+                   PRIu64 ": its L1 table would be %" PRIu64 " bytes, "
+                   "more than %u", lay->size, cs, l1_bytes,
+                   QCOW2_MAX_L1_BYTES);
+  lay->l1_size = l1_bytes / 8;
+  lay->l1_clusters = div_round_up (l1_bytes, cs);
+
+  if (!o->zoned) {
+    if (o->zone_size || o->zone_capacity || o->conventional_zones ||
+        o->max_open_zones || o->max_active_zones || o->max_append_bytes ||
+        o->allow_short_last_zone)
+      return refuse (fn, "%s", "zone options were given but the image is "
+                     "not zoned (zone.mode=host-managed)");
+  }
+  else {
+    struct zq_zone_geometry *g = &lay->geometry;
+    uint64_t nr_zones;
+
+    lay->zoned = true;
+    g->zone_model = ZONE_MODEL_HOST_MANAGED;
+    g->zone_size = o->zone_size ? o->zone_size : DEFAULT_ZONE_SIZE;
+    g->zone_capacity = o->zone_capacity ? o->zone_capacity : g->zone_size;
+    g->conventional_zones = o->conventional_zones;
+    g->max_open_zones = o->max_open_zones;
+    g->max_active_zones = o->max_active_zones;
+    g->max_append_bytes = o->max_append_bytes ? o->max_append_bytes
+                                              : DEFAULT_MAX_APPEND_BYTES;
+    /* nr_zones and the table are derived here; zone_geometry_check then
+     * judges the whole geometry with the same rules as opening (a zone
+     * count that does not fit in 32 bits included).
+     */
+    nr_zones = g->zone_size ? div_round_up (lay->size, g->zone_size) : 0;
+    g->nr_zones = nr_zones > UINT32_MAX ? UINT32_MAX : nr_zones;
+    lay->wp_clusters = div_round_up ((uint64_t) g->nr_zones * 8, cs);
+    g->zonedmeta_size = lay->wp_clusters * cs;
+    g->zonedmeta_offset = cs;   /* placeholder, placed below */
+    if (zone_geometry_check (g, lay->size, cs, o->allow_short_last_zone,
+                             why, sizeof why) == -1)
+      return refuse (fn, "%s", why);
+  }
+
+  /* The refcount blocks must cover every cluster including themselves and
+   * the refcount table: grow both until they do.
+   */
+  refs_per_block = UINT64_C (1) << (lay->cluster_bits + 3 -
+                                    lay->refcount_order);
+  fixed = 1 + lay->l1_clusters + lay->wp_clusters;
+  nr_refblocks = 1;
+  reftable_clusters = 1;
+  for (;;) {
+    total = fixed + reftable_clusters + nr_refblocks;
+    next = div_round_up (total, refs_per_block);
+    if (next == nr_refblocks &&
+        div_round_up (nr_refblocks * 8, cs) == reftable_clusters)
+      break;
+    nr_refblocks = next;
+    reftable_clusters = div_round_up (nr_refblocks * 8, cs);
+  }
+  if (reftable_clusters * cs > QCOW2_MAX_REFTABLE_BYTES)
+    return refuse (fn, "the metadata of this image would need a refcount "
+                   "table of %" PRIu64 " bytes, more than %u: use a larger "
+                   "cluster_size or refcount_bits",
+                   reftable_clusters * cs, QCOW2_MAX_REFTABLE_BYTES);
+
+  lay->refcount_table_offset = cs;
+  lay->refcount_table_clusters = reftable_clusters;
+  lay->refblocks_offset = lay->refcount_table_offset + reftable_clusters * cs;
+  lay->nr_refblocks = nr_refblocks;
+  lay->l1_offset = lay->refblocks_offset + nr_refblocks * cs;
+  if (lay->zoned)
+    lay->geometry.zonedmeta_offset = lay->l1_offset + lay->l1_clusters * cs;
+  lay->total_clusters = total;
+  return 0;
+}
+
+/* Appends one header extension at *pos; false if it does not fit. */
+static bool
+add_extension (uint8_t *buf, size_t buf_len, size_t *pos, uint32_t magic,
+               const uint8_t *payload, uint32_t len)
+{
+  size_t padded = ((size_t) len + 7) & ~(size_t) 7;
+
+  if (*pos + 8 + padded > buf_len)
+    return false;
+  store_be32 (buf + *pos, magic);
+  store_be32 (buf + *pos + 4, len);
+  memcpy (buf + *pos + 8, payload, len);
+  memset (buf + *pos + 8 + len, 0, padded - len);
+  *pos += 8 + padded;
+  return true;
+}
+
+/* Fills the feature name table with the entries of the given types
+ * (a bit mask of 1 << type).  Returns its length in bytes.
+ */
+static uint32_t
+feature_table (uint8_t *table, unsigned types)
+{
+  uint32_t len = 0;
+  size_t i;
+
+  for (i = 0; i < NR_FEATURE_NAMES; i++) {
+    if (!(types & (1u << feature_names[i].type)))
+      continue;
+    memset (table + len, 0, FEATURE_NAME_ENTRY);
+    table[len] = feature_names[i].type;
+    table[len + 1] = feature_names[i].bit;
+    memcpy (table + len + 2, feature_names[i].name,
+            strlen (feature_names[i].name));
+    len += FEATURE_NAME_ENTRY;
+  }
+  return len;
+}
+
+/* The first cluster: header, feature name table, zoned extension, end. */
+static void
+build_header (const struct zq_create_options *o, const struct layout *lay,
+              uint8_t *buf)
+{
+  uint8_t table[NR_FEATURE_NAMES * FEATURE_NAME_ENTRY];
+  uint8_t zoned[ZONED_EXT_MIN_LENGTH];
+  uint64_t incompatible = 0, compatible = 0;
+  uint32_t table_len;
+  size_t pos = HEADER_LENGTH, end_room;
+
+  memset (buf, 0, lay->cluster_size);
+  if (o->compression_zstd)
+    incompatible |= QCOW2_INCOMPAT_COMPRESSION;
+  if (lay->zoned)
+    incompatible |= QCOW2_INCOMPAT_ZONED;
+  if (o->lazy_refcounts)
+    compatible |= QCOW2_COMPAT_LAZY_REFCOUNTS;
+
+  store_be32 (buf + QH_MAGIC, QCOW2_MAGIC);
+  store_be32 (buf + QH_VERSION, 3);
+  store_be32 (buf + QH_CLUSTER_BITS, lay->cluster_bits);
+  store_be64 (buf + QH_SIZE, lay->size);
+  store_be32 (buf + QH_L1_SIZE, lay->l1_size);
+  store_be64 (buf + QH_L1_TABLE_OFFSET, lay->l1_offset);
+  store_be64 (buf + QH_REFCOUNT_TABLE_OFFSET, lay->refcount_table_offset);
+  store_be32 (buf + QH_REFCOUNT_TABLE_CLUSTERS, lay->refcount_table_clusters);
+  store_be64 (buf + QH_INCOMPATIBLE_FEATURES, incompatible);
+  store_be64 (buf + QH_COMPATIBLE_FEATURES, compatible);
+  store_be32 (buf + QH_REFCOUNT_ORDER, lay->refcount_order);
+  store_be32 (buf + QH_HEADER_LENGTH, HEADER_LENGTH);
+  buf[QH_COMPRESSION_TYPE] = o->compression_zstd ? COMPRESSION_TYPE_ZSTD : 0;
+
+  /* The zoned extension must fit; the feature name table is optional.
+   * With 512-byte clusters the whole table does not fit beside the zoned
+   * extension, so only the incompatible features' names are kept: those
+   * are the ones a reader needs to explain why it refuses the image.
+   */
+  end_room = 8 + (lay->zoned ? 8 + ZONED_EXT_MIN_LENGTH : 0);
+  table_len = feature_table (table, 0x7);
+  if (pos + 8 + table_len + end_room > lay->cluster_size)
+    table_len = feature_table (table, 0x1);
+  if (pos + 8 + table_len + end_room <= lay->cluster_size)
+    add_extension (buf, lay->cluster_size, &pos, QCOW2_EXT_FEATURE_TABLE,
+                   table, table_len);
+  if (lay->zoned) {
+    zoned_ext_serialize (&lay->geometry, zoned);
+    add_extension (buf, lay->cluster_size, &pos, QCOW2_EXT_ZONED,
+                   zoned, sizeof zoned);
+  }
+  /* The end marker is the zeroes already at pos. */
+}
+
+static int
+write_at (int fd, const char *filename, const char *what, const void *buf,
+          size_t len, uint64_t offset)
+{
+  if (full_pwrite (fd, buf, len, offset) == -1) {
+    int saved_errno = errno;
+    zq_error ("%s: writing the %s: %s", filename, what,
+              strerror (saved_errno));
+    errno = saved_errno;
+    return -1;
+  }
+  return 0;
+}
+
+/* Writes the whole image into fd (an empty file). */
+static int
+write_image (int fd, const struct zq_create_options *o,
+             const struct layout *lay)
+{
+  const char *fn = o->filename;
+  uint64_t cs = lay->cluster_size, i, j;
+  uint64_t refs_per_block = cs * 8 >> lay->refcount_order;
+  uint64_t entries_per_cluster = cs / 8;
+  uint8_t *cluster;
+  int r = -1;
+
+  cluster = malloc (cs);
+  if (cluster == NULL) {
+    zq_error ("%s: out of memory", fn);
+    errno = ENOMEM;
+    return -1;
+  }
+
+  /* Size the file first: the L1 table is all zeroes and is not written. */
+  if (ftruncate (fd, lay->total_clusters * cs) == -1) {
+    int saved_errno = errno;
+    zq_error ("%s: setting the file size to %" PRIu64 ": %s", fn,
+              lay->total_clusters * cs, strerror (saved_errno));
+    errno = saved_errno;
+    goto out;
+  }
+
+  build_header (o, lay, cluster);
+  if (write_at (fd, fn, "header", cluster, cs, 0) == -1)
+    goto out;
+
+  for (i = 0; i < lay->refcount_table_clusters; i++) {
+    memset (cluster, 0, cs);
+    for (j = 0; j < entries_per_cluster; j++) {
+      uint64_t block = i * entries_per_cluster + j;
+      if (block >= lay->nr_refblocks)
+        break;
+      store_be64 (cluster + j * 8, lay->refblocks_offset + block * cs);
+    }
+    if (write_at (fd, fn, "refcount table", cluster, cs,
+                  lay->refcount_table_offset + i * cs) == -1)
+      goto out;
+  }
+
+  for (i = 0; i < lay->nr_refblocks; i++) {
+    memset (cluster, 0, cs);
+    for (j = 0; j < refs_per_block; j++) {
+      if (i * refs_per_block + j >= lay->total_clusters)
+        break;
+      refblock_entry_set (cluster, lay->refcount_order, j, 1);
+    }
+    if (write_at (fd, fn, "refcount block", cluster, cs,
+                  lay->refblocks_offset + i * cs) == -1)
+      goto out;
+  }
+
+  if (lay->zoned) {
+    const struct zq_zone_geometry *g = &lay->geometry;
+
+    for (i = 0; i < lay->wp_clusters; i++) {
+      memset (cluster, 0, cs);
+      for (j = 0; j < entries_per_cluster; j++) {
+        uint64_t zone = i * entries_per_cluster + j;
+        if (zone >= g->nr_zones)
+          break;
+        store_be64 (cluster + j * 8,
+                    wp_entry_encode (g, zone, zone * g->zone_size));
+      }
+      if (write_at (fd, fn, "write-pointer table", cluster, cs,
+                    g->zonedmeta_offset + i * cs) == -1)
+        goto out;
+    }
+  }
+
+  if (fsync (fd) == -1) {
+    int saved_errno = errno;
+    zq_error ("%s: fsync: %s", fn, strerror (saved_errno));
+    errno = saved_errno;
+    goto out;
+  }
+  r = 0;
+ out:
+  free (cluster);
+  return r;
+}
+
+/* The file to write: the target itself, or the file a symbolic link
+ * points to, so that the link is kept.  Refuses targets that are not
+ * regular files.  *exists tells whether there is a file to replace,
+ * and *mode its permissions.
+ */
+static char *
+resolve_target (const char *filename, mode_t *mode, bool *exists)
+{
+  struct stat st;
+  char *path;
+
+  *exists = false;
+  if (stat (filename, &st) == 0) {
+    if (!S_ISREG (st.st_mode)) {
+      refuse (filename, "%s", "exists and is not a regular file; "
+              "zqcow2-img only creates images in regular files");
+      return NULL;
+    }
+    *exists = true;
+    *mode = st.st_mode & 07777;
+    path = realpath (filename, NULL);
+  }
+  else
+    path = strdup (filename);
+  if (path == NULL)
+    zq_error ("%s: %s", filename, strerror (errno));
+  return path;
+}
+
+/* Opens a new temporary file next to path. */
+static int
+open_temporary (const char *path, char **tmp_path)
+{
+  char *copy_dir = strdup (path), *copy_base = strdup (path);
+  unsigned attempt;
+  int fd = -1;
+
+  *tmp_path = NULL;
+  if (copy_dir == NULL || copy_base == NULL)
+    goto out;
+  for (attempt = 0; attempt < 100; attempt++) {
+    free (*tmp_path);
+    if (asprintf (tmp_path, "%s/.%s.zqcow2-%ld-%u", dirname (copy_dir),
+                  basename (copy_base), (long) getpid (), attempt) == -1) {
+      *tmp_path = NULL;
+      goto out;
+    }
+    /* Mode 0666 less the umask, as for any new file. */
+    fd = open (*tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0 || errno != EEXIST)
+      break;
+    /* dirname and basename may have modified the copies. */
+    strcpy (copy_dir, path);
+    strcpy (copy_base, path);
+  }
+ out:
+  if (fd == -1) {
+    int saved_errno = errno ? errno : ENOMEM;
+    zq_error ("%s: creating a temporary file beside it: %s", path,
+              strerror (saved_errno));
+    free (*tmp_path);
+    *tmp_path = NULL;
+    errno = saved_errno;
+  }
+  free (copy_dir);
+  free (copy_base);
+  return fd;
+}
+
+/* Syncs the directory holding path, so that the rename is durable. */
+static int
+sync_parent (const char *path)
+{
+  char *copy = strdup (path);
+  int fd, r = 0;
+
+  if (copy == NULL)
+    return -1;
+  fd = open (dirname (copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd == -1 || fsync (fd) == -1)
+    r = -1;
+  if (fd >= 0)
+    close (fd);
+  free (copy);
+  return r;
+}
+
+int
+zq_create (const struct zq_create_options *options)
+{
+  struct layout lay;
+  char *path = NULL, *tmp_path = NULL;
+  mode_t mode = 0;
+  bool exists;
+  int fd = -1, saved_errno;
+
+  if (options->filename == NULL || options->filename[0] == '\0') {
+    zq_error ("%s", "create: no file name");
+    errno = EINVAL;
+    return -1;
+  }
+  if (plan (options, &lay) == -1)
+    return -1;
+
+  path = resolve_target (options->filename, &mode, &exists);
+  if (path == NULL)
+    return -1;
+  fd = open_temporary (path, &tmp_path);
+  if (fd == -1)
+    goto fail;
+  /* Replacing a file keeps its permissions (not its owner). */
+  if (exists && fchmod (fd, mode) == -1) {
+    zq_error ("%s: setting the permissions of %s: %s", options->filename,
+              tmp_path, strerror (errno));
+    goto fail;
+  }
+  if (write_image (fd, options, &lay) == -1)
+    goto fail;
+  if (close (fd) == -1) {
+    fd = -1;
+    zq_error ("%s: closing %s: %s", options->filename, tmp_path,
+              strerror (errno));
+    goto fail;
+  }
+  fd = -1;
+  if (rename (tmp_path, path) == -1) {
+    zq_error ("%s: renaming %s to it: %s", options->filename, tmp_path,
+              strerror (errno));
+    goto fail;
+  }
+  if (sync_parent (path) == -1) {
+    /* The image is complete; only the rename may not be durable yet. */
+    zq_warning ("%s: syncing its directory: %s", options->filename,
+                strerror (errno));
+  }
+  zq_debug ("%s: created: %" PRIu64 " bytes, %" PRIu32 "-byte clusters, "
+            "%" PRIu64 " metadata clusters%s", options->filename, lay.size,
+            lay.cluster_size, lay.total_clusters,
+            lay.zoned ? ", zoned" : "");
+  free (tmp_path);
+  free (path);
+  return 0;
+
+ fail:
+  saved_errno = errno ? errno : EIO;
+  if (fd >= 0)
+    close (fd);
+  if (tmp_path)
+    unlink (tmp_path);
+  free (tmp_path);
+  free (path);
+  errno = saved_errno;
+  return -1;
+}

@@ -1,0 +1,109 @@
+/* One client connection: what negotiation decided, and the requests in
+ * flight.
+ *
+ * A connection runs on its own thread, which negotiates and then reads
+ * requests.  It hands each request to a pool of worker threads, so that
+ * several requests of one client run at once (the zone engine needs that
+ * to let pipelined writes to a zone meet in order) and complete in any
+ * order.  Request slots, with their buffers, come from a fixed pool per
+ * connection and are reused: in steady state a request costs no malloc,
+ * and a client that sends faster than the engine works is held back when
+ * the pool runs dry.
+ */
+#ifndef ZQ_SERVER_CONNECTION_H
+#define ZQ_SERVER_CONNECTION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WORKERS_PER_CONNECTION  16
+#define REQUESTS_PER_CONNECTION 32
+
+/* Metadata context ids this server hands out in NBD_OPT_SET_META_CONTEXT. */
+#define CONTEXT_ID_BASE_ALLOCATION 1
+#define CONTEXT_ID_ZONE_STATE      2
+#define CONTEXT_NAME_BASE_ALLOCATION "base:allocation"
+#define CONTEXT_NAME_ZONE_STATE      "qemu:zone-state"
+
+struct request {
+  struct request *next;         /* in the free list or the queue */
+  uint16_t flags;
+  uint16_t type;
+  uint64_t cookie;
+  uint64_t offset;
+  uint32_t count;
+  int error;                    /* refused on arrival: the errno to send */
+  const char *why;              /* ... and why, for the client */
+  /* Write payload, read data or encoded extents.  Grows to the largest
+   * need seen and is kept for the next request in this slot.
+   */
+  uint8_t *buf;
+  size_t buf_size;
+};
+
+struct connection {
+  int fd;
+  struct connection *next, *prev; /* all connections, for shutdown */
+
+  /* What negotiation settled. */
+  bool structured_replies;
+  bool no_zeroes;
+  bool ctx_base_allocation;     /* selected metadata contexts */
+  bool ctx_zone_state;
+  uint16_t eflags;              /* transmission flags sent */
+
+  /* Replies from different workers go out whole, one at a time. */
+  pthread_mutex_t send_lock;
+  atomic_bool dead;             /* a send failed: stop reading too */
+
+  /* The request pool and the queue to the workers. */
+  pthread_mutex_t lock;
+  pthread_cond_t work;          /* queue not empty, or closed */
+  pthread_cond_t slot_free;
+  struct request *free_requests;
+  struct request *queue_head, *queue_tail;
+  bool queue_closed;            /* the reader has stopped */
+  struct request requests[REQUESTS_PER_CONNECTION];
+  pthread_t workers[WORKERS_PER_CONNECTION];
+  unsigned nr_workers;
+};
+
+/* connection.c */
+struct request *request_get (struct connection *conn);
+void request_put (struct connection *conn, struct request *req);
+void request_queue (struct connection *conn, struct request *req);
+int request_buffer (struct request *req, size_t size);
+int workers_start (struct connection *conn);
+void workers_stop (struct connection *conn);
+void connection_fail (struct connection *conn);
+
+/* protocol.c: option haggling.  Returns 0 to go on to transmission, -1
+ * when the connection should close.
+ */
+int negotiate (struct connection *conn);
+
+/* transmission.c */
+void transmission (struct connection *conn);
+void execute_request (struct connection *conn, struct request *req);
+
+/* reply.c: each returns 0, or -1 when the connection is lost; it is then
+ * marked dead and the reader stops, so callers need do nothing more.
+ */
+int reply_simple (struct connection *conn, const struct request *req,
+                  int error, const void *data, size_t len);
+int reply_chunk (struct connection *conn, const struct request *req,
+                 uint16_t flags, uint16_t type,
+                 const void *head, size_t head_len,
+                 const void *data, size_t data_len);
+int reply_error (struct connection *conn, const struct request *req,
+                 int error, const char *message);
+int reply_ok (struct connection *conn, const struct request *req);
+uint32_t nbd_error (int error);
+
+/* block-status.c: the whole reply to NBD_CMD_BLOCK_STATUS. */
+int block_status (struct connection *conn, struct request *req);
+
+#endif /* ZQ_SERVER_CONNECTION_H */

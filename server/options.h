@@ -1,0 +1,28 @@
+/* The command line (options.c). */
+#ifndef ZQ_SERVER_OPTIONS_H
+#define ZQ_SERVER_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define DEFAULT_ADDR "127.0.0.1"
+#define DEFAULT_PORT "10809"
+
+struct options {
+  const char *image;
+  bool readonly;
+  const char *unix_socket;      /* -U; "-" for a private one */
+  const char *port;             /* -p */
+  const char *bind_addr;        /* -b */
+  uint64_t l2_cache_bytes;
+  const char *offline_zones;
+  const char *readonly_zones;
+  const char *run;
+};
+
+/* Fills o and export.name from the command line.  Exits with a message
+ * on a bad command line, and for --help and --version.
+ */
+void parse_options (int argc, char *argv[], struct options *o);
+
+#endif /* ZQ_SERVER_OPTIONS_H */
