@@ -25,7 +25,7 @@ static int refuse (struct zq_image *img, const struct zone *z, uint32_t zi,
 {
   zq_error ("%s: zone %" PRIu32 " (%s, write pointer 0x%" PRIx64 "): %s at "
             "0x%" PRIx64 " length %" PRIu64 " refused: %s", img->filename,
-            zi, zone_cond_name (zone_reported_cond (z)), z->wp, op, offset,
+            zi, zq_zone_cond_name (zone_reported_cond (z)), z->wp, op, offset,
             count, reason);
   errno = err;
   return -1;

@@ -17,7 +17,7 @@
 #include "zones-internal.h"
 
 const char *
-zone_cond_name (enum zq_zone_cond cond)
+zq_zone_cond_name (enum zq_zone_cond cond)
 {
   switch (cond) {
   case ZQ_ZONE_COND_NOT_WP: return "nw";

@@ -64,7 +64,5 @@ int zone_trim (struct zq_image *img, uint64_t count, uint64_t offset);
 int zone_block_status (struct zq_image *img, uint64_t count,
                        uint64_t offset, zq_extent_fn fn, void *opaque);
 
-/* Condition names as blkzone prints them. */
-const char *zone_cond_name (enum zq_zone_cond cond);
 
 #endif /* ZQ_ZONES_H */

@@ -141,6 +141,11 @@ struct zq_zone {
 
 bool zq_is_zoned (const struct zq_image *img);
 
+/* A condition as blkzone abbreviates it: "nw", "em", "oi", "oe", "cl",
+ * "ro", "fu", "of".
+ */
+const char *zq_zone_cond_name (enum zq_zone_cond cond);
+
 /* Fails with EINVAL on an image that is not zoned. */
 int zq_zone_geometry (const struct zq_image *img,
                       struct zq_zone_geometry *geometry);

@@ -305,23 +305,6 @@ human_size (uint64_t bytes, char *buf, size_t len)
 }
 
 static const char *
-cond_short_name (enum zq_zone_cond cond)
-{
-  /* blkzone's abbreviations. */
-  switch (cond) {
-  case ZQ_ZONE_COND_NOT_WP: return "nw";
-  case ZQ_ZONE_COND_EMPTY: return "em";
-  case ZQ_ZONE_COND_IMP_OPEN: return "oi";
-  case ZQ_ZONE_COND_EXP_OPEN: return "oe";
-  case ZQ_ZONE_COND_CLOSED: return "cl";
-  case ZQ_ZONE_COND_READONLY: return "ro";
-  case ZQ_ZONE_COND_FULL: return "fu";
-  case ZQ_ZONE_COND_OFFLINE: return "of";
-  }
-  return "??";
-}
-
-static const char *
 cond_name (enum zq_zone_cond cond)
 {
   switch (cond) {
@@ -948,7 +931,7 @@ zone_human (const struct zq_zone *z)
           ", wptr 0x%08" PRIx64 ", zcond:%2u(%s) [type: %u(%s)]\n",
           z->start, z->length, z->capacity,
           conventional ? 0 : z->write_pointer - z->start,
-          (unsigned) z->cond, cond_short_name (z->cond),
+          (unsigned) z->cond, zq_zone_cond_name (z->cond),
           (unsigned) z->type, type_name (z->type, false));
 }
 
