@@ -97,10 +97,7 @@ check_features (struct zq_image *img)
     return refuse (img, EROFS, "%s", "the image is marked corrupt "
                    "(incompatible bit 1); it can only be opened read-only "
                    "(nbdkit -r) until 'qemu-img check -r all' repairs it");
-  if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY)
-    return refuse (img, ENOTSUP, "%s", "the image is dirty (incompatible "
-                   "bit 0: lazy refcounts were not written back); open it "
-                   "read-only, or repair it with 'qemu-img check -r all'");
+  /* A dirty image (incompatible bit 0) is repaired in zq_open. */
   if (h->nb_snapshots > 0)
     return refuse (img, ENOTSUP, "%s", "the image has internal snapshots; "
                    "writing to such images is not supported yet (open it "
@@ -352,6 +349,13 @@ zq_open (const struct zq_open_options *options)
             "zoned image");
     goto fail;
   }
+  /* Before the autoclear bits go: the repair counts the clusters of the
+   * bitmaps they still vouch for.
+   */
+  if (!img->readonly &&
+      (img->header.incompatible_features & QCOW2_INCOMPAT_DIRTY) &&
+      repair_dirty_image (img) == -1)
+    goto fail;
   if (!img->readonly && clear_autoclear_bits (img) == -1)
     goto fail;
   describe (img);
