@@ -859,7 +859,8 @@ compare_refcounts (struct checker *c)
  */
 static int
 count_references (const char *filename, struct zq_check_result *result,
-                  bool compare, uint32_t **refs_out, uint64_t *nb_out)
+                  bool compare, bool bitmaps_only,
+                  uint32_t **refs_out, uint64_t *nb_out)
 {
   struct checker checker, *c = &checker;
   const struct qcow2_header *h;
@@ -919,6 +920,14 @@ count_references (const char *filename, struct zq_check_result *result,
   /* The stored refcounts first, so that OFLAG_COPIED can be checked
    * against them while walking the L2 tables.
    */
+  if (bitmaps_only) {
+    if (check_bitmaps (c) == -1) {
+      zq_error ("%s: out of memory during the check", filename);
+      errno = ENOMEM;
+      goto out;
+    }
+    goto done;
+  }
   inc_refs (c, "header", 0, c->cluster_size);
   if (load_refcounts (c) == -1 ||
       check_l1 (c, "L1 table", h->l1_table_offset, h->l1_size, true) == -1 ||
@@ -929,6 +938,8 @@ count_references (const char *filename, struct zq_check_result *result,
     errno = ENOMEM;
     goto out;
   }
+
+ done:
   if (compare)
     compare_refcounts (c);
   else {
@@ -951,7 +962,7 @@ count_references (const char *filename, struct zq_check_result *result,
 int
 zq_check (const char *filename, struct zq_check_result *result)
 {
-  return count_references (filename, result, true, NULL, NULL);
+  return count_references (filename, result, true, false, NULL, NULL);
 }
 
 int
@@ -959,7 +970,15 @@ check_rebuild_references (const char *filename,
                           struct zq_check_result *result,
                           uint32_t **references, uint64_t *nb_clusters)
 {
-  return count_references (filename, result, false, references,
+  return count_references (filename, result, false, false, references,
                            nb_clusters);
 }
 
+int
+check_bitmap_references (const char *filename,
+                         struct zq_check_result *result,
+                         uint32_t **references, uint64_t *nb_clusters)
+{
+  return count_references (filename, result, false, true, references,
+                           nb_clusters);
+}

@@ -195,17 +195,26 @@ static int
 clear_autoclear_bits (struct zq_image *img)
 {
   uint8_t zeroes[8] = { 0 };
+  uint32_t *bitmap_refs;
+  uint64_t bitmap_clusters;
+  int r;
 
   if (img->header.version < 3 || img->header.autoclear_features == 0)
     return 0;
+  if (bitmaps_collect (img, &bitmap_refs, &bitmap_clusters) == -1)
+    return -1;
   if (full_pwrite (img->fd, zeroes, 8, QH_AUTOCLEAR_FEATURES) == -1 ||
-      sync_file (img) == -1)
+      sync_file (img) == -1) {
+    free (bitmap_refs);
     return refuse (img, EIO, "clearing the autoclear feature bits: %s",
                    strerror (errno));
+  }
   zq_debug ("%s: cleared autoclear feature bits 0x%" PRIx64,
             img->filename, img->header.autoclear_features);
   img->header.autoclear_features = 0;
-  return 0;
+  r = bitmap_refs ? bitmaps_release (img, bitmap_refs, bitmap_clusters) : 0;
+  free (bitmap_refs);
+  return r;
 }
 
 /* "64 MiB", "1 GiB", "4096 bytes": sizes as people read them. */

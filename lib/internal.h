@@ -183,4 +183,19 @@ int check_rebuild_references (const char *filename,
  */
 int repair_dirty_image (struct zq_image *img);
 
+/* check.c: only the references of the persistent bitmaps (directory,
+ * tables, data), counted when autoclear bit 0 vouches for them.
+ */
+int check_bitmap_references (const char *filename,
+                             struct zq_check_result *result,
+                             uint32_t **references, uint64_t *nb_clusters);
+
+/* repair.c: around clearing autoclear bit 0 on a read-write open, the
+ * bitmaps' clusters are counted (before) and released (after).
+ */
+int bitmaps_collect (struct zq_image *img, uint32_t **references,
+                     uint64_t *nb_clusters);
+int bitmaps_release (struct zq_image *img, uint32_t *references,
+                     uint64_t nb_clusters);
+
 #endif /* ZQ_INTERNAL_H */

@@ -222,3 +222,73 @@ repair_dirty_image (struct zq_image *img)
   return r;
 }
 
+/* Persistent bitmaps.  zqcow2 does not maintain them, so a read-write
+ * open clears autoclear bit 0 and the extension stops vouching for them;
+ * a reader then ignores the extension (QEMU: "all bitmaps are now
+ * considered inconsistent") and the clusters of the directory, tables
+ * and bitmap data would be leaks.  bitmaps_collect counts them while the
+ * bit still stands; bitmaps_release drops those references once the
+ * cleared bit is durable (a crash in between leaks them, no worse).  The
+ * extension's bytes are left as they are.
+ */
+int
+bitmaps_collect (struct zq_image *img, uint32_t **references,
+                 uint64_t *nb_clusters)
+{
+  struct zq_check_result check;
+
+  *references = NULL;
+  *nb_clusters = 0;
+  if (!(img->header.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+    return 0;
+  if (check_bitmap_references (img->filename, &check, references,
+                               nb_clusters) == -1)
+    return -1;
+  if (check.corruptions || check.check_errors) {
+    /* Releasing references a damaged directory claims could free a
+     * cluster something else uses: leave them leaked instead.
+     */
+    zq_warning ("%s: the persistent bitmaps' metadata has errors; their "
+                "clusters are left allocated ('qemu-img check -r leaks' "
+                "frees them)", img->filename);
+    free (*references);
+    *references = NULL;
+    *nb_clusters = 0;
+  }
+  return 0;
+}
+
+int
+bitmaps_release (struct zq_image *img, uint32_t *references,
+                 uint64_t nb_clusters)
+{
+  uint64_t k, released = 0;
+
+  for (k = 0; k < nb_clusters; k++) {
+    uint64_t refcount;
+
+    if (references[k] == 0)
+      continue;
+    if (refcount_get (img, k, &refcount) == -1)
+      return -1;
+    if (refcount < references[k]) {
+      zq_warning ("%s: host cluster 0x%" PRIx64 " of the persistent "
+                  "bitmaps has refcount %" PRIu64 ", below its %" PRIu32
+                  " bitmap reference(s); left as it is", img->filename,
+                  k << img->cluster_bits, refcount, references[k]);
+      continue;
+    }
+    if (refcount_update (img, k, -(int64_t) references[k]) == -1)
+      return -1;
+    released++;
+  }
+  if (released == 0)
+    return 0;
+  if (metacache_writeback (img->refblock_cache) == -1 ||
+      sync_file (img) == -1)
+    return -1;
+  zq_debug ("%s: released %" PRIu64 " cluster(s) of the persistent "
+            "bitmaps, which zqcow2 does not maintain", img->filename,
+            released);
+  return 0;
+}
