@@ -98,10 +98,6 @@ check_features (struct zq_image *img)
                    "(incompatible bit 1); it can only be opened read-only "
                    "(nbdkit -r) until 'qemu-img check -r all' repairs it");
   /* A dirty image (incompatible bit 0) is repaired in zq_open. */
-  if (h->nb_snapshots > 0)
-    return refuse (img, ENOTSUP, "%s", "the image has internal snapshots; "
-                   "writing to such images is not supported yet (open it "
-                   "read-only)");
   return 0;
 }
 
