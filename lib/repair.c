@@ -187,6 +187,20 @@ repair_dirty_image (struct zq_image *img)
       goto out;
     }
 
+  /* Clusters past what the refcount table can describe: the table would
+   * have to grow, which this repair does not do.
+   */
+  for (k = img->refcount_table_entries << img->refblock_bits;
+       k < nb_clusters; k++)
+    if (references[k]) {
+      zq_error ("%s: host cluster 0x%" PRIx64 " is in use but beyond what "
+                "the refcount table (%" PRIu64 " entries) covers; repair "
+                "the image with 'qemu-img check -r all'", img->filename,
+                k << img->cluster_bits, img->refcount_table_entries);
+      errno = ENOTSUP;
+      goto out;
+    }
+
   if (fix_existing_blocks (img, references, nb_clusters, &counts) == -1 ||
       create_missing_blocks (img, references, nb_clusters, &counts) == -1 ||
       metacache_writeback (img->refblock_cache) == -1 ||
