@@ -75,7 +75,10 @@ l2_copy_on_write (struct zq_image *img, uint64_t l1_index,
     goto fail;
   memcpy (copy, old_table, img->cluster_size);
 
-  /* Every cluster in the copy is shared now: no entry is OFLAG_COPIED. */
+  /* Clusters reached through a shared table are shared too (refcount
+   * > 1), so no entry may carry OFLAG_COPIED; a stray one would let a
+   * write go in place into the snapshot's data.
+   */
   for (i = 0; i < img->cluster_size / 8; i++) {
     uint64_t entry = load_be64 (copy + i * 8);
     if (!(entry & QCOW2_OFLAG_COMPRESSED) && (entry & QCOW2_OFLAG_COPIED))
