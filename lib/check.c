@@ -219,6 +219,11 @@ struct checker {
   bool extended_l2;
   bool data_file;
   uint64_t next_contiguous_offset;
+
+  /* Counting references for a repair (repair.c): the stored refcounts
+   * are known to be stale, so OFLAG_COPIED is not checked against them.
+   */
+  bool rebuilding;
 };
 
 static void check_log (struct checker *c, const char *fs, ...)
@@ -461,7 +466,7 @@ check_l2 (struct checker *c, const uint8_t *l2, uint32_t l1_index,
     if (c->data_file)
       continue;                 /* the data lives in the other file */
     inc_refs (c, "data cluster", offset, c->cluster_size);
-    if (active && stored_refcount (c, offset, &refcount) &&
+    if (active && !c->rebuilding && stored_refcount (c, offset, &refcount) &&
         (refcount == 1) != ((entry & QCOW2_OFLAG_COPIED) != 0))
       CORRUPTION ("ERROR OFLAG_COPIED data cluster: l2_entry=%" PRIx64
                   " refcount=%" PRIu64, entry, refcount);
@@ -516,7 +521,8 @@ check_l1 (struct checker *c, const char *what, uint64_t l1_offset,
       continue;
     }
     inc_refs (c, "L2 table", l2_offset, cs);
-    if (active && stored_refcount (c, l2_offset, &refcount) &&
+    if (active && !c->rebuilding &&
+        stored_refcount (c, l2_offset, &refcount) &&
         (refcount == 1) != ((entry & QCOW2_OFLAG_COPIED) != 0))
       CORRUPTION ("ERROR OFLAG_COPIED L2 cluster: l1_index=%" PRIu64
                   " l1_entry=%" PRIx64 " refcount=%" PRIu64,
@@ -846,8 +852,15 @@ compare_refcounts (struct checker *c)
   c->res->image_end_offset = any ? (highest + 1) * c->cluster_size : 0;
 }
 
-int
-zq_check (const char *filename, struct zq_check_result *result)
+/* Opens the file and rebuilds every host cluster's references from the
+ * metadata; with `compare`, also compares them with the stored refcounts
+ * (zq_check).  Otherwise hands the references to the caller in *refs_out
+ * (nb_out entries, one per cluster of the file).
+ */
+static int
+count_references (const char *filename, struct zq_check_result *result,
+                  bool compare, bool bitmaps_only,
+                  uint32_t **refs_out, uint64_t *nb_out)
 {
   struct checker checker, *c = &checker;
   const struct qcow2_header *h;
@@ -858,6 +871,7 @@ zq_check (const char *filename, struct zq_check_result *result)
   memset (result, 0, sizeof *result);
   memset (c, 0, sizeof *c);
   c->res = result;
+  c->rebuilding = !compare;
   if (image_file_open (&c->f, filename) == -1)
     return -1;
   h = &c->f.h;
@@ -894,7 +908,7 @@ zq_check (const char *filename, struct zq_check_result *result)
     goto out;
   }
 
-  if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY)
+  if (compare && (h->incompatible_features & QCOW2_INCOMPAT_DIRTY))
     zq_warning ("%s: the image is dirty (incompatible bit 0: lazy "
                 "refcounts were not written back); refcount errors are "
                 "expected until 'qemu-img check -r all' repairs it",
@@ -906,6 +920,14 @@ zq_check (const char *filename, struct zq_check_result *result)
   /* The stored refcounts first, so that OFLAG_COPIED can be checked
    * against them while walking the L2 tables.
    */
+  if (bitmaps_only) {
+    if (check_bitmaps (c) == -1) {
+      zq_error ("%s: out of memory during the check", filename);
+      errno = ENOMEM;
+      goto out;
+    }
+    goto done;
+  }
   inc_refs (c, "header", 0, c->cluster_size);
   if (load_refcounts (c) == -1 ||
       check_l1 (c, "L1 table", h->l1_table_offset, h->l1_size, true) == -1 ||
@@ -916,7 +938,15 @@ zq_check (const char *filename, struct zq_check_result *result)
     errno = ENOMEM;
     goto out;
   }
-  compare_refcounts (c);
+
+ done:
+  if (compare)
+    compare_refcounts (c);
+  else {
+    *refs_out = c->references;
+    *nb_out = c->nb_clusters;
+    c->references = NULL;
+  }
   r = 0;
 
  out:
@@ -927,4 +957,28 @@ zq_check (const char *filename, struct zq_check_result *result)
   image_file_close (&c->f);
   errno = saved_errno;
   return r;
+}
+
+int
+zq_check (const char *filename, struct zq_check_result *result)
+{
+  return count_references (filename, result, true, false, NULL, NULL);
+}
+
+int
+check_rebuild_references (const char *filename,
+                          struct zq_check_result *result,
+                          uint32_t **references, uint64_t *nb_clusters)
+{
+  return count_references (filename, result, false, false, references,
+                           nb_clusters);
+}
+
+int
+check_bitmap_references (const char *filename,
+                         struct zq_check_result *result,
+                         uint32_t **references, uint64_t *nb_clusters)
+{
+  return count_references (filename, result, false, true, references,
+                           nb_clusters);
 }

@@ -97,14 +97,7 @@ check_features (struct zq_image *img)
     return refuse (img, EROFS, "%s", "the image is marked corrupt "
                    "(incompatible bit 1); it can only be opened read-only "
                    "(nbdkit -r) until 'qemu-img check -r all' repairs it");
-  if (h->incompatible_features & QCOW2_INCOMPAT_DIRTY)
-    return refuse (img, ENOTSUP, "%s", "the image is dirty (incompatible "
-                   "bit 0: lazy refcounts were not written back); open it "
-                   "read-only, or repair it with 'qemu-img check -r all'");
-  if (h->nb_snapshots > 0)
-    return refuse (img, ENOTSUP, "%s", "the image has internal snapshots; "
-                   "writing to such images is not supported yet (open it "
-                   "read-only)");
+  /* A dirty image (incompatible bit 0) is repaired in zq_open. */
   return 0;
 }
 
@@ -198,17 +191,26 @@ static int
 clear_autoclear_bits (struct zq_image *img)
 {
   uint8_t zeroes[8] = { 0 };
+  uint32_t *bitmap_refs;
+  uint64_t bitmap_clusters;
+  int r;
 
   if (img->header.version < 3 || img->header.autoclear_features == 0)
     return 0;
+  if (bitmaps_collect (img, &bitmap_refs, &bitmap_clusters) == -1)
+    return -1;
   if (full_pwrite (img->fd, zeroes, 8, QH_AUTOCLEAR_FEATURES) == -1 ||
-      sync_file (img) == -1)
+      sync_file (img) == -1) {
+    free (bitmap_refs);
     return refuse (img, EIO, "clearing the autoclear feature bits: %s",
                    strerror (errno));
+  }
   zq_debug ("%s: cleared autoclear feature bits 0x%" PRIx64,
             img->filename, img->header.autoclear_features);
   img->header.autoclear_features = 0;
-  return 0;
+  r = bitmap_refs ? bitmaps_release (img, bitmap_refs, bitmap_clusters) : 0;
+  free (bitmap_refs);
+  return r;
 }
 
 /* "64 MiB", "1 GiB", "4096 bytes": sizes as people read them. */
@@ -352,6 +354,13 @@ zq_open (const struct zq_open_options *options)
             "zoned image");
     goto fail;
   }
+  /* Before the autoclear bits go: the repair counts the clusters of the
+   * bitmaps they still vouch for.
+   */
+  if (!img->readonly &&
+      (img->header.incompatible_features & QCOW2_INCOMPAT_DIRTY) &&
+      repair_dirty_image (img) == -1)
+    goto fail;
   if (!img->readonly && clear_autoclear_bits (img) == -1)
     goto fail;
   describe (img);

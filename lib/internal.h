@@ -168,4 +168,34 @@ int sync_file (struct zq_image *img);
 void queue_free (struct zq_image *img, uint64_t host_offset,
                  uint64_t nr_clusters);
 
+/* check.c: every host cluster's references, rebuilt from the metadata
+ * as zq_check counts them; *references (malloc'd, *nb_clusters entries,
+ * one per cluster of the file) is the caller's to free.  Problems other
+ * than the refcounts themselves are logged and counted in *result.
+ */
+int check_rebuild_references (const char *filename,
+                              struct zq_check_result *result,
+                              uint32_t **references, uint64_t *nb_clusters);
+
+/* repair.c: rebuilds the refcounts of a dirty image and clears the dirty
+ * bit (read-write opens, before any write).  meta_lock not needed: the
+ * image is not served yet.
+ */
+int repair_dirty_image (struct zq_image *img);
+
+/* check.c: only the references of the persistent bitmaps (directory,
+ * tables, data), counted when autoclear bit 0 vouches for them.
+ */
+int check_bitmap_references (const char *filename,
+                             struct zq_check_result *result,
+                             uint32_t **references, uint64_t *nb_clusters);
+
+/* repair.c: around clearing autoclear bit 0 on a read-write open, the
+ * bitmaps' clusters are counted (before) and released (after).
+ */
+int bitmaps_collect (struct zq_image *img, uint32_t **references,
+                     uint64_t *nb_clusters);
+int bitmaps_release (struct zq_image *img, uint32_t *references,
+                     uint64_t nb_clusters);
+
 #endif /* ZQ_INTERNAL_H */

@@ -89,7 +89,8 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
     n = chunk >> img->cluster_bits;
 
     pthread_mutex_lock (&img->meta_lock);
-    if (map_l2_existing (img, offset, &table, &index) == -1)
+    if ((dry_run ? map_l2_existing (img, offset, &table, &index)
+         : map_l2_existing_for_update (img, offset, &table, &index)) == -1)
       goto fail_unlock;
     for (i = 0; table != NULL && i < n; i++) {
       uint64_t guest = offset + (i << img->cluster_bits);

@@ -6,6 +6,7 @@
 
 #include "be.h"
 #include "internal.h"
+#include "l2-cow.h"
 #include "l2-map.h"
 #include "refcount.h"
 
@@ -141,6 +142,21 @@ map_l2_existing (struct zq_image *img, uint64_t offset,
 }
 
 int
+map_l2_existing_for_update (struct zq_image *img, uint64_t offset,
+                            uint8_t **l2_table, uint64_t *l2_index)
+{
+  uint64_t l2_offset, l1_index;
+
+  if (l1_entry_offset (img, offset, &l2_offset, &l1_index) == -1)
+    return -1;
+  if (l2_offset != 0 && !(img->l1_table[l1_index] & QCOW2_OFLAG_COPIED)) {
+    *l2_index = l2_index_of (img, offset);
+    return l2_copy_on_write (img, l1_index, l2_table);
+  }
+  return map_l2_existing (img, offset, l2_table, l2_index);
+}
+
+int
 map_l2_for_update (struct zq_image *img, uint64_t offset,
                    uint8_t **l2_table, uint64_t *l2_index)
 {
@@ -151,13 +167,8 @@ map_l2_for_update (struct zq_image *img, uint64_t offset,
   *l2_index = l2_index_of (img, offset);
 
   if (l2_offset != 0) {
-    if (!(img->l1_table[l1_index] & QCOW2_OFLAG_COPIED)) {
-      zq_error ("%s: the L2 table for guest offset 0x%" PRIx64 " is shared "
-                "(with an internal snapshot); writing to it is not "
-                "supported", img->filename, offset);
-      errno = ENOTSUP;
-      return -1;
-    }
+    if (!(img->l1_table[l1_index] & QCOW2_OFLAG_COPIED))
+      return l2_copy_on_write (img, l1_index, l2_table);
     return metacache_get (img->l2_cache, l2_offset, l2_table);
   }
 

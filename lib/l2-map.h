@@ -36,6 +36,12 @@ int map_l2_for_update (struct zq_image *img, uint64_t offset,
 int map_l2_existing (struct zq_image *img, uint64_t offset,
                      uint8_t **l2_table, uint64_t *l2_index);
 
+/* Like map_l2_existing, for changing the entries: an L2 table shared
+ * with an internal snapshot is copied first (l2-cow.c).
+ */
+int map_l2_existing_for_update (struct zq_image *img, uint64_t offset,
+                                uint8_t **l2_table, uint64_t *l2_index);
+
 /* Decodes one L2 entry; -1 (EIO, logged) if the entry is corrupt. */
 int map_decode_entry (struct zq_image *img, uint64_t guest_offset,
                       uint64_t entry, enum cluster_type *type,

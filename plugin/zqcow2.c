@@ -43,10 +43,11 @@
 #define MAX_PREFERRED_BLOCK (UINT32_C (32) << 20)
 
 /* qcow2 features the engine implements beyond the base format, as a comma
- * list for --dump-plugin.  Empty until the engine has one: it accepts
- * images with the lazy_refcounts bit but keeps refcounts up to date.
+ * list for --dump-plugin.  lazy_refcounts: images with the bit are
+ * served, a dirty one is repaired on a read-write open (lib/repair.c);
+ * the engine itself keeps refcounts current and never sets the dirty bit.
  */
-#define BUILT_IN_FEATURES ""
+#define BUILT_IN_FEATURES "lazy_refcounts"
 
 /* Configuration, from the command line. */
 static char *filename;          /* file=, absolute */
