@@ -20,33 +20,21 @@
 #include "internal.h"
 #include "l2-map.h"
 #include "refcount.h"
+#include "thread-slot.h"
 
-/* Per-thread buffers for the old content of partly written clusters:
- * allocated once per worker thread, never per request.
+/* Two clusters of the largest size, for the head and the tail of a write:
+ * the old content of partly written clusters.  One per worker thread.
  */
-static pthread_key_t cow_buffer_key;
-static pthread_once_t cow_buffer_once = PTHREAD_ONCE_INIT;
-
-static void
-make_cow_buffer_key (void)
+static void *
+make_cow_buffer (void)
 {
-  pthread_key_create (&cow_buffer_key, free);
+  return malloc (2u << QCOW2_MAX_CLUSTER_BITS);
 }
 
-/* Two clusters: the head and the tail of a write. */
 static uint8_t *
 cow_buffer (void)
 {
-  uint8_t *b;
-
-  pthread_once (&cow_buffer_once, make_cow_buffer_key);
-  b = pthread_getspecific (cow_buffer_key);
-  if (b == NULL) {
-    b = malloc (2u << QCOW2_MAX_CLUSTER_BITS);
-    if (b != NULL)
-      pthread_setspecific (cow_buffer_key, b);
-  }
-  return b;
+  return thread_slot_get (THREAD_SLOT_COW_BUFFER, make_cow_buffer, free);
 }
 
 static bool
