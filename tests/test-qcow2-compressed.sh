@@ -14,6 +14,9 @@ plugin_ok
 zqimg_ok
 scratch_dir
 
+nbdkit --dump-plugin "$PLUGIN" | grep -qx 'zqcow2_compression=zlib,zstd' ||
+    fail "nbdkit --dump-plugin does not list zqcow2_compression=zlib,zstd"
+
 SIZE=$((16 << 20))
 
 # A raw file whose clusters compress to very different sizes: random
