@@ -373,21 +373,6 @@ load_refcounts (struct checker *c)
   return 0;
 }
 
-/* The size in bytes and host offset of a compressed cluster's data
- * (qcow2.txt: "Compressed Clusters Descriptor").
- */
-static void
-compressed_extent (const struct checker *c, uint64_t entry,
-                   uint64_t *offset, uint64_t *size)
-{
-  unsigned shift = 62 - (c->cluster_bits - 8);
-  uint64_t sectors_mask = (UINT64_C (1) << (c->cluster_bits - 8)) - 1;
-  uint64_t sectors = ((entry >> shift) & sectors_mask) + 1;
-
-  *offset = entry & ((UINT64_C (1) << shift) - 1);
-  *size = sectors * 512 - (*offset & 511);
-}
-
 /* One L2 table.  `active`: it belongs to the image's own L1 table (not a
  * snapshot's), so OFLAG_COPIED and the allocation statistics apply.
  */
@@ -425,7 +410,7 @@ check_l2 (struct checker *c, const uint8_t *l2, uint32_t l1_index,
                     "bitmap 0x%016" PRIx64, l1_index, i, bitmap);
         continue;
       }
-      compressed_extent (c, entry, &offset, &size);
+      qcow2_compressed_extent (c->cluster_bits, entry, &offset, &size);
       inc_refs (c, "compressed cluster", offset, size);
       if (active) {
         c->res->allocated_clusters++;

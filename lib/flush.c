@@ -20,6 +20,7 @@
 
 #include "be.h"
 #include "internal.h"
+#include "qcow2-format.h"
 #include "refcount.h"
 
 int
@@ -63,6 +64,17 @@ queue_free (struct zq_image *img, uint64_t host_offset, uint64_t nr_clusters)
   img->pending_frees[img->nr_pending_frees++] =
     (struct pending_free) { first, nr_clusters };
   img->pending_free_clusters += nr_clusters;
+}
+
+void
+queue_free_compressed (struct zq_image *img, uint64_t entry)
+{
+  uint64_t offset, size, first, last;
+
+  qcow2_compressed_extent (img->cluster_bits, entry, &offset, &size);
+  first = offset >> img->cluster_bits;
+  last = (offset + size - 1) >> img->cluster_bits;
+  queue_free (img, first << img->cluster_bits, last - first + 1);
 }
 
 static void

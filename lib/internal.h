@@ -26,7 +26,7 @@ enum cluster_type {
   CLUSTER_ZERO_PLAIN,           /* zero flag, no host cluster */
   CLUSTER_ZERO_ALLOC,           /* zero flag, host cluster kept */
   CLUSTER_NORMAL,               /* data at host_offset */
-  CLUSTER_COMPRESSED,           /* compressed data (not served yet) */
+  CLUSTER_COMPRESSED,           /* compressed data (compress.c) */
 };
 
 /* A freed host range, applied to the refcounts only once the metadata that
@@ -167,6 +167,12 @@ int flush_metadata (struct zq_image *img);   /* meta_lock held */
 int sync_file (struct zq_image *img);
 void queue_free (struct zq_image *img, uint64_t host_offset,
                  uint64_t nr_clusters);
+/* Queues the release of the host clusters holding the data of the
+ * compressed cluster whose L2 entry is `entry`: each loses one reference,
+ * as qemu counts them (a host cluster is referenced once by every
+ * compressed cluster whose data touches it).
+ */
+void queue_free_compressed (struct zq_image *img, uint64_t entry);
 
 /* check.c: every host cluster's references, rebuilt from the metadata
  * as zq_check counts them; *references (malloc'd, *nb_clusters entries,

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "compress.h"
 #include "internal.h"
 #include "l2-map.h"
 
@@ -27,12 +28,22 @@ read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
   case CLUSTER_ZERO_ALLOC:
     memset (buf, 0, run->bytes);
     return 0;
-  case CLUSTER_COMPRESSED:
-    break;
+  case CLUSTER_COMPRESSED: {
+    /* A compressed run is one cluster, or the part of one from
+     * guest_offset on.
+     */
+    const uint8_t *cluster;
+
+    if (decompress_cluster (img, run->compressed_entry, guest_offset,
+                            &cluster) == -1)
+      return -1;
+    memcpy (buf, cluster + offset_into_cluster (img, guest_offset),
+            run->bytes);
+    return 0;
   }
-  zq_error ("%s: guest offset 0x%" PRIx64 " is in a compressed cluster; "
-            "compressed clusters are not supported yet", img->filename,
-            guest_offset);
+  }
+  zq_error ("%s: guest offset 0x%" PRIx64 ": unknown cluster type %d",
+            img->filename, guest_offset, (int) run->type);
   errno = EIO;
   return -1;
 }

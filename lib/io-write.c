@@ -6,6 +6,10 @@
  * tail of the first and last cluster (copy-on-write) together with the
  * data in one pwritev.  The L2 entries are updated only after the data is
  * written, so a crash never maps a cluster whose data is missing.
+ *
+ * A compressed cluster is never written in place: a write into one reads
+ * its old content through read_run (decompressing it), writes a normal
+ * cluster, and releases the compressed data (queue_free_compressed).
  */
 #include <config.h>
 
@@ -20,33 +24,21 @@
 #include "internal.h"
 #include "l2-map.h"
 #include "refcount.h"
+#include "thread-slot.h"
 
-/* Per-thread buffers for the old content of partly written clusters:
- * allocated once per worker thread, never per request.
+/* Two clusters of the largest size, for the head and the tail of a write:
+ * the old content of partly written clusters.  One per worker thread.
  */
-static pthread_key_t cow_buffer_key;
-static pthread_once_t cow_buffer_once = PTHREAD_ONCE_INIT;
-
-static void
-make_cow_buffer_key (void)
+static void *
+make_cow_buffer (void)
 {
-  pthread_key_create (&cow_buffer_key, free);
+  return malloc (2u << QCOW2_MAX_CLUSTER_BITS);
 }
 
-/* Two clusters: the head and the tail of a write. */
 static uint8_t *
 cow_buffer (void)
 {
-  uint8_t *b;
-
-  pthread_once (&cow_buffer_once, make_cow_buffer_key);
-  b = pthread_getspecific (cow_buffer_key);
-  if (b == NULL) {
-    b = malloc (2u << QCOW2_MAX_CLUSTER_BITS);
-    if (b != NULL)
-      pthread_setspecific (cow_buffer_key, b);
-  }
-  return b;
+  return thread_slot_get (THREAD_SLOT_COW_BUFFER, make_cow_buffer, free);
 }
 
 static bool
@@ -126,9 +118,12 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
     uint64_t old_host;
 
     if (!reused &&
-        map_decode_entry (img, offset, old, &old_type, &old_host) == 0 &&
-        old_host != 0)
-      queue_free (img, old_host, 1);
+        map_decode_entry (img, offset, old, &old_type, &old_host) == 0) {
+      if (old_type == CLUSTER_COMPRESSED)
+        queue_free_compressed (img, old);
+      else if (old_host != 0)
+        queue_free (img, old_host, 1);
+    }
     store_be64 (slot, (host + (i << img->cluster_bits)) | QCOW2_OFLAG_COPIED);
   }
   metacache_mark_dirty (img->l2_cache, table);
@@ -153,13 +148,6 @@ allocating_write (struct zq_image *img, const struct map_run *run,
   struct iovec iov[3];
   int iovcnt = 0;
 
-  if (run->type == CLUSTER_COMPRESSED) {
-    zq_error ("%s: guest offset 0x%" PRIx64 " is in a compressed cluster; "
-              "compressed clusters are not supported yet", img->filename,
-              offset);
-    errno = ENOTSUP;
-    return -1;
-  }
   scratch = cow_buffer ();
   if (scratch == NULL)
     return -1;

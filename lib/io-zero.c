@@ -4,7 +4,8 @@
  * clusters at either end of a write-zeroes are written with zeroes (unless
  * they already read as zeroes), while trim leaves them alone, as NBD lets
  * it.  Host clusters that lose their last reference are released after
- * the next flush (queue_free).
+ * the next flush (queue_free; queue_free_compressed for the host clusters
+ * a compressed cluster's data touches).
  */
 #include <config.h>
 
@@ -35,25 +36,28 @@ reads_as_zero (enum cluster_type type)
 
 /* The L2 entry that makes a cluster read as zeroes.  *write_zeroes says
  * that only writing zeroes will do (version 2 images have no zero flag);
- * *release that the old host cluster must be released.
+ * *release that the old host cluster (or a compressed cluster's data,
+ * whose `host` is 0) must be released.
  */
 static uint64_t
 zeroed_entry (const struct zq_image *img, enum zero_how how, uint64_t entry,
               enum cluster_type type, uint64_t host, bool *write_zeroes,
               bool *release)
 {
+  bool has_data = host != 0 || type == CLUSTER_COMPRESSED;
+
   *write_zeroes = false;
   *release = false;
 
   if (how == ZERO_BY_TRIM) {
-    *release = host != 0;
+    *release = has_data;
     return 0;
   }
   if (img->header.version < 3) {
     if (type == CLUSTER_UNALLOCATED)
       return entry;
     if (how == ZERO_MAY_DEALLOCATE) {
-      *release = host != 0;
+      *release = has_data;
       return 0;
     }
     *write_zeroes = true;
@@ -63,7 +67,7 @@ zeroed_entry (const struct zq_image *img, enum zero_how how, uint64_t entry,
     return entry;
   if (how == ZERO_MAY_DEALLOCATE || type == CLUSTER_COMPRESSED ||
       !(entry & QCOW2_OFLAG_COPIED)) {
-    *release = host != 0;
+    *release = has_data;
     return QCOW2_OFLAG_ZERO;
   }
   return host | QCOW2_OFLAG_COPIED | QCOW2_OFLAG_ZERO;
@@ -100,15 +104,6 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
 
       if (map_decode_entry (img, guest, entry, &type, &host) == -1)
         goto fail_unlock;
-      if (type == CLUSTER_COMPRESSED) {
-        if (how == ZERO_BY_TRIM)
-          continue;             /* trim is advisory; compressed: later */
-        zq_error ("%s: guest offset 0x%" PRIx64 " is in a compressed "
-                  "cluster; compressed clusters are not supported yet",
-                  img->filename, guest);
-        errno = ENOTSUP;
-        goto fail_unlock;
-      }
       new_entry = zeroed_entry (img, how, entry, type, host,
                                 &write_zeroes, &release);
       if (write_zeroes) {
@@ -128,7 +123,9 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
       store_be64 (table + (index + i) * 8, new_entry);
       metacache_mark_dirty (img->l2_cache, table);
       img->unsynced_writes = true;
-      if (release)
+      if (release && type == CLUSTER_COMPRESSED)
+        queue_free_compressed (img, entry);
+      else if (release)
         queue_free (img, host, 1);
     }
     pthread_mutex_unlock (&img->meta_lock);

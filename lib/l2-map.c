@@ -89,6 +89,7 @@ map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
     run->type = CLUSTER_UNALLOCATED;
     run->host_offset = 0;
     run->copied = false;
+    run->compressed_entry = 0;
     n = entries - i;
   }
   else {
@@ -100,6 +101,7 @@ map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
       return -1;
     run->host_offset = host ? host + in_cluster : 0;
     run->copied = (first_entry & QCOW2_OFLAG_COPIED) != 0;
+    run->compressed_entry = run->type == CLUSTER_COMPRESSED ? first_entry : 0;
 
     /* Compressed clusters are handled one at a time. */
     for (n = 1; i + n < entries && run->type != CLUSTER_COMPRESSED &&

@@ -15,6 +15,7 @@ struct map_run {
   uint64_t host_offset;         /* of the run's first byte, if allocated */
   uint64_t bytes;
   bool copied;                  /* refcount is 1: may be written in place */
+  uint64_t compressed_entry;    /* CLUSTER_COMPRESSED: its L2 entry */
 };
 
 /* Describes the clusters from guest `offset` on, for at most max_bytes

@@ -2,6 +2,8 @@
 #ifndef ZQ_QCOW2_FORMAT_H
 #define ZQ_QCOW2_FORMAT_H
 
+#include <stdint.h>
+
 #define QCOW2_MAGIC 0x514649fbu          /* "QFI\xfb" */
 
 /* Header field offsets. */
@@ -61,6 +63,24 @@
 /* Bits an L1 entry must not have set, besides the offset and COPIED. */
 #define QCOW2_L1E_RESERVED     0x7f000000000001ffull
 #define QCOW2_REFT_OFFSET_MASK 0xfffffffffffffe00ull
+
+/* A compressed cluster's data (qcow2.txt: "Compressed Clusters
+ * Descriptor"): with x = 62 - (cluster_bits - 8), bits 0..x-1 are the host
+ * offset of the first byte, bits x..61 the number of 512-byte sectors it
+ * occupies after the first.  The data runs from the offset to the end of
+ * its last sector and may cross host cluster boundaries.
+ */
+static inline void
+qcow2_compressed_extent (unsigned cluster_bits, uint64_t entry,
+                         uint64_t *offset, uint64_t *size)
+{
+  unsigned shift = 62 - (cluster_bits - 8);
+  uint64_t sectors_mask = (UINT64_C (1) << (cluster_bits - 8)) - 1;
+  uint64_t sectors = ((entry >> shift) & sectors_mask) + 1;
+
+  *offset = entry & ((UINT64_C (1) << shift) - 1);
+  *size = sectors * 512 - (*offset & 511);
+}
 
 #define QCOW2_MIN_CLUSTER_BITS 9
 #define QCOW2_MAX_CLUSTER_BITS 21
