@@ -226,28 +226,15 @@ struct checker {
   bool rebuilding;
 };
 
-static void check_log (struct checker *c, const char *fs, ...)
-  __attribute__ ((format (printf, 2, 3)));
-
-/* One problem: "FILE: sentence". */
-static void
-check_log (struct checker *c, const char *fs, ...)
-{
-  char message[768];
-  va_list args;
-
-  va_start (args, fs);
-  vsnprintf (message, sizeof message, fs, args);
-  va_end (args);
-  zq_error ("%s: %s", c->f.filename, message);
-}
-
-#define CORRUPTION(...) \
-  do { check_log (c, __VA_ARGS__); c->res->corruptions++; } while (0)
-#define WP_ERROR(...) \
-  do { check_log (c, __VA_ARGS__); c->res->wp_errors++; } while (0)
-#define CHECK_ERROR(...) \
-  do { check_log (c, __VA_ARGS__); c->res->check_errors++; } while (0)
+/* One problem: "FILE: sentence", counted in c->res->counter. */
+#define PROBLEM(counter, ...)                                   \
+  do {                                                          \
+    zq_file_error (c->f.filename, __VA_ARGS__);                 \
+    c->res->counter++;                                          \
+  } while (0)
+#define CORRUPTION(...) PROBLEM (corruptions, __VA_ARGS__)
+#define WP_ERROR(...) PROBLEM (wp_errors, __VA_ARGS__)
+#define CHECK_ERROR(...) PROBLEM (check_errors, __VA_ARGS__)
 
 /* Counts one reference to every cluster of [offset, offset + size). */
 static void
@@ -829,9 +816,8 @@ compare_refcounts (struct checker *c)
       CORRUPTION ("ERROR cluster %" PRIu64 " refcount=%" PRIu64
                   " reference=%" PRIu64, k, stored, refs);
     else if (stored > refs) {
-      check_log (c, "Leaked cluster %" PRIu64 " refcount=%" PRIu64
-                 " reference=%" PRIu64, k, stored, refs);
-      c->res->leaks++;
+      PROBLEM (leaks, "Leaked cluster %" PRIu64 " refcount=%" PRIu64
+               " reference=%" PRIu64, k, stored, refs);
     }
   }
   c->res->image_end_offset = any ? (highest + 1) * c->cluster_size : 0;

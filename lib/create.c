@@ -23,7 +23,6 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,23 +81,8 @@ struct layout {
   struct zq_zone_geometry geometry;
 };
 
-static int refuse (const char *filename, const char *fs, ...)
-  __attribute__ ((format (printf, 2, 3)));
-
 /* Logs "FILE: message" and fails with EINVAL. */
-static int
-refuse (const char *filename, const char *fs, ...)
-{
-  char message[768];
-  va_list args;
-
-  va_start (args, fs);
-  vsnprintf (message, sizeof message, fs, args);
-  va_end (args);
-  zq_error ("%s: %s", filename, message);
-  errno = EINVAL;
-  return -1;
-}
+#define refuse(filename, ...) zq_refuse ((filename), EINVAL, __VA_ARGS__)
 
 static bool
 is_power_of_two (uint64_t v)

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,23 +31,8 @@ static const struct {
     "extended L2 entries / subclusters (incompatible bit 4)" },
 };
 
-static int refuse (struct zq_image *img, int err, const char *fs, ...)
-  __attribute__ ((format (printf, 3, 4)));
-
 /* Logs "FILE: message" and fails with err. */
-static int
-refuse (struct zq_image *img, int err, const char *fs, ...)
-{
-  char message[768];
-  va_list args;
-
-  va_start (args, fs);
-  vsnprintf (message, sizeof message, fs, args);
-  va_end (args);
-  zq_error ("%s: %s", img->filename, message);
-  errno = err;
-  return -1;
-}
+#define refuse(img, err, ...) zq_refuse ((img)->filename, (err), __VA_ARGS__)
 
 /* The features of the header this engine can serve with this access. */
 static int

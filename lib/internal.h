@@ -99,6 +99,12 @@ void zq_log (enum zq_log_level level, const char *fs, ...)
 #define zq_error(...) zq_log (ZQ_LOG_ERROR, __VA_ARGS__)
 #define zq_warning(...) zq_log (ZQ_LOG_WARNING, __VA_ARGS__)
 #define zq_debug(...) zq_log (ZQ_LOG_DEBUG, __VA_ARGS__)
+/* An error about a file: "FILE: message". */
+void zq_file_error (const char *filename, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+/* The same, then fails with err: "return zq_refuse (...);". */
+int zq_refuse (const char *filename, int err, const char *fs, ...)
+  __attribute__ ((format (printf, 3, 4)));
 
 /* Whole-buffer file I/O that retries short transfers and EINTR.
  * A read past the end of the file fills the rest with zeroes.

@@ -29,18 +29,55 @@ zq_set_log_fn (zq_log_fn fn)
   log_fn = fn ? fn : default_log;
 }
 
+/* Formats and passes on one message, "FILE: message" if there is a
+ * file, keeping errno: callers log, then return errno.
+ */
+static void
+log_message (enum zq_log_level level, const char *filename,
+             const char *fs, va_list args)
+{
+  char message[1024];
+  int saved_errno = errno;
+  int len = 0;
+
+  if (filename)
+    len = snprintf (message, sizeof message, "%s: ", filename);
+  if (len >= 0 && (size_t) len < sizeof message)
+    vsnprintf (message + len, sizeof message - len, fs, args);
+  log_fn (level, message);
+  errno = saved_errno;
+}
+
 void
 zq_log (enum zq_log_level level, const char *fs, ...)
 {
-  char message[1024];
   va_list args;
-  int saved_errno = errno;      /* callers log, then return errno */
 
   va_start (args, fs);
-  vsnprintf (message, sizeof message, fs, args);
+  log_message (level, NULL, fs, args);
   va_end (args);
-  log_fn (level, message);
-  errno = saved_errno;
+}
+
+void
+zq_file_error (const char *filename, const char *fs, ...)
+{
+  va_list args;
+
+  va_start (args, fs);
+  log_message (ZQ_LOG_ERROR, filename, fs, args);
+  va_end (args);
+}
+
+int
+zq_refuse (const char *filename, int err, const char *fs, ...)
+{
+  va_list args;
+
+  va_start (args, fs);
+  log_message (ZQ_LOG_ERROR, filename, fs, args);
+  va_end (args);
+  errno = err;
+  return -1;
 }
 
 int
