@@ -26,13 +26,6 @@ enum zero_how {
   ZERO_MAY_DEALLOCATE,          /* write zeroes with MAY_TRIM */
 };
 
-static bool
-reads_as_zero (enum cluster_type type)
-{
-  return type == CLUSTER_UNALLOCATED || type == CLUSTER_ZERO_PLAIN ||
-         type == CLUSTER_ZERO_ALLOC;
-}
-
 /* The L2 entry that makes a cluster read as zeroes.  *write_zeroes says
  * that only writing zeroes will do (version 2 images have no zero flag);
  * *release that the old host cluster must be released.
@@ -44,6 +37,28 @@ zeroed_entry (const struct zq_image *img, enum zero_how how, uint64_t entry,
 {
   *write_zeroes = false;
   *release = false;
+
+  /* With a backing file an unallocated cluster shows the backing data:
+   * only the zero flag hides it.  Version 2 has no zero flag, so there
+   * write-zeroes writes zeroes, and trim (advisory) leaves the cluster
+   * as it is rather than let the backing data show through.
+   */
+  if (img->backing != NULL) {
+    if (img->header.version < 3) {
+      if (how == ZERO_BY_TRIM)
+        return entry;
+      *write_zeroes = true;
+      return entry;
+    }
+    if (type == CLUSTER_ZERO_PLAIN)
+      return entry;
+    if (how != ZERO_KEEP_ALLOCATION || type == CLUSTER_UNALLOCATED ||
+        !(entry & QCOW2_OFLAG_COPIED)) {
+      *release = host != 0;
+      return QCOW2_OFLAG_ZERO;
+    }
+    return host | QCOW2_OFLAG_COPIED | QCOW2_OFLAG_ZERO;
+  }
 
   if (how == ZERO_BY_TRIM) {
     *release = host != 0;
@@ -91,9 +106,13 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
     pthread_mutex_lock (&img->meta_lock);
     if (map_l2_existing (img, offset, &table, &index) == -1)
       goto fail_unlock;
-    for (i = 0; table != NULL && i < n; i++) {
+    /* Without an L2 table every cluster is unallocated: nothing to do,
+     * unless a backing file shows through them.
+     */
+    for (i = 0; (table != NULL || img->backing != NULL) && i < n; i++) {
       uint64_t guest = offset + (i << img->cluster_bits);
-      uint64_t entry = load_be64 (table + (index + i) * 8), new_entry, host;
+      uint64_t entry = table ? load_be64 (table + (index + i) * 8) : 0;
+      uint64_t new_entry, host;
       enum cluster_type type;
       bool write_zeroes, release;
 
@@ -124,6 +143,9 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
         break;                  /* write the run, then go on from here */
       if (new_entry == entry || dry_run)
         continue;
+      if (table == NULL &&
+          map_l2_for_update (img, offset, &table, &index) == -1)
+        goto fail_unlock;
       store_be64 (table + (index + i) * 8, new_entry);
       metacache_mark_dirty (img->l2_cache, table);
       img->unsynced_writes = true;
@@ -131,7 +153,7 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
         queue_free (img, host, 1);
     }
     pthread_mutex_unlock (&img->meta_lock);
-    done = table != NULL ? i << img->cluster_bits : chunk;
+    done = i > 0 ? i << img->cluster_bits : chunk;
 
     while (write_len > 0) {
       uint64_t len = write_len < sizeof zq_zero_cluster ?
@@ -168,7 +190,7 @@ zero_partial (struct zq_image *img, uint64_t count, uint64_t offset,
     return -1;
   }
   pthread_mutex_unlock (&img->meta_lock);
-  if (reads_as_zero (run.type))
+  if (cluster_reads_as_zero (img, run.type))
     return 0;
   if (dry_run)
     return 1;

@@ -43,16 +43,18 @@
 #define MAX_PREFERRED_BLOCK (UINT32_C (32) << 20)
 
 /* qcow2 features the engine implements beyond the base format, as a comma
- * list for --dump-plugin.  Empty until the engine has one: it accepts
- * images with the lazy_refcounts bit but keeps refcounts up to date.
+ * list for --dump-plugin.  (It accepts images with the lazy_refcounts bit
+ * but keeps refcounts up to date, so that is not one of them.)
  */
-#define BUILT_IN_FEATURES ""
+#define BUILT_IN_FEATURES "backing"
 
 /* Configuration, from the command line. */
 static char *filename;          /* file=, absolute */
 static uint64_t l2_cache_bytes; /* l2-cache-size=, 0: the engine decides */
 static char *offline_zones;     /* offline-zones=LIST, fault injection */
 static char *readonly_zones;    /* readonly-zones=LIST, fault injection */
+static char *backing_file;      /* backing=FILE, absolute */
+static bool no_backing;         /* backing=none */
 
 /* The one engine every connection shares, opened by the first .open.
  * image_lock serialises opening it; once set, image never changes until
@@ -124,6 +126,19 @@ zqcow2_config (const char *key, const char *value)
       return -1;
     l2_cache_bytes = size;
   }
+  else if (strcmp (key, "backing") == 0) {
+    free (backing_file);
+    backing_file = NULL;
+    no_backing = strcmp (value, "none") == 0;
+    if (!no_backing) {
+      /* Absolute, for the same reason as file=.  "./none" names a file
+       * called none.
+       */
+      backing_file = nbdkit_absolute_path (value);
+      if (backing_file == NULL)
+        return -1;
+    }
+  }
   else if (strcmp (key, "offline-zones") == 0 ||
            strcmp (key, "readonly-zones") == 0) {
     /* The engine parses the list when it opens the image, and names the
@@ -158,6 +173,8 @@ zqcow2_config_complete (void)
 
 #define zqcow2_config_help \
   "[file=]FILE               (required) The qcow2 image to serve.\n" \
+  "backing=FILE|none         Use FILE as the backing file instead of the\n" \
+  "                          one the image names, or none at all.\n" \
   "l2-cache-size=SIZE        Memory for cached L2 tables (default: enough\n" \
   "                          for the whole image, up to 32M).\n" \
   "offline-zones=LIST        Zoned images: zones (e.g. 3,7-9) that fail\n" \
@@ -179,6 +196,8 @@ zqcow2_get_ready (void)
     .l2_cache_bytes = l2_cache_bytes,
     .offline_zones = offline_zones,
     .readonly_zones = readonly_zones,
+    .backing_file = backing_file,
+    .no_backing = no_backing,
   };
   struct zq_image *probe;
 
@@ -206,6 +225,8 @@ zqcow2_open (int readonly)
       .l2_cache_bytes = l2_cache_bytes,
       .offline_zones = offline_zones,
       .readonly_zones = readonly_zones,
+      .backing_file = backing_file,
+      .no_backing = no_backing,
     };
 
     /* On failure the engine has logged the reason (e.g. an image marked
@@ -485,7 +506,8 @@ zqcow2_unload (void)
   free (filename);
   free (offline_zones);
   free (readonly_zones);
-  filename = offline_zones = readonly_zones = NULL;
+  free (backing_file);
+  filename = offline_zones = readonly_zones = backing_file = NULL;
 }
 
 static struct nbdkit_plugin plugin = {
