@@ -198,9 +198,13 @@ backing_open (struct zq_image *img, const struct zq_open_options *options,
     backing->fd = -1;
     backing->image = image_open (&backing_options, chain);
     if (backing->image == NULL) {
+      /* The failing image said why; the top image says whose chain it
+       * was (one line, not one per layer of a deep chain).
+       */
       int saved_errno = errno;
-      zq_error ("%s: cannot open its backing file %s (see above)",
-                img->filename, backing->filename);
+      if (chain->depth == 0)
+        zq_error ("%s: cannot open its backing file %s (see above)",
+                  img->filename, backing->filename);
       errno = saved_errno;
       goto fail;
     }
