@@ -166,6 +166,14 @@ backing_open (struct zq_image *img, const struct zq_open_options *options,
   fd = open (backing->filename, O_RDONLY | O_CLOEXEC);
   if (fd == -1) {
     int saved_errno = errno;
+    if (saved_errno == ENOENT &&
+        (strncmp (name, "json:", 5) == 0 || strstr (name, "://") != NULL)) {
+      zq_error ("%s: backing file \"%s\" looks like a QEMU protocol or "
+                "json: name; zqcow2 opens backing files by file name only "
+                "(use backing=FILE)", img->filename, name);
+      errno = ENOTSUP;
+      goto fail;
+    }
     if (strcmp (backing->filename, name) != 0)
       zq_error ("%s: cannot open its backing file %s (named \"%s\" in the "
                 "header): %s", img->filename, backing->filename, name,

@@ -133,6 +133,11 @@ cp chain/top.qcow2 chain/top-vmdk.qcow2
 qemu-img rebase -u -b mid.qcow2 -F vmdk chain/top-vmdk.qcow2
 expect_refusal chain/top-vmdk.qcow2 "format 'vmdk'"
 
+echo "== protocol names"
+cp chain/top.qcow2 chain/top-nbd.qcow2
+qemu-img rebase -u -b nbd://localhost:1/x -F raw chain/top-nbd.qcow2
+expect_refusal chain/top-nbd.qcow2 "by file name only"
+
 echo "== loops"
 qemu-img create -q -f qcow2 loop-a.qcow2 1M
 qemu-img create -q -f qcow2 -b loop-a.qcow2 -F qcow2 loop-b.qcow2 1M
