@@ -253,6 +253,12 @@ backing_format (const struct zq_image *img)
   return img->backing ? img->backing->format : NULL;
 }
 
+bool
+backing_reaches (const struct zq_image *img, uint64_t offset)
+{
+  return img->backing != NULL && offset < img->backing->size;
+}
+
 /* Bytes of [offset, offset + count) the backing file holds; the rest
  * reads as zeroes.
  */

@@ -140,6 +140,10 @@ const char *backing_format (const struct zq_image *img);
  */
 int backing_read (struct zq_image *img, uint8_t *buf, uint64_t count,
                   uint64_t offset);
+/* Whether guest `offset` is inside the backing file (so an unallocated
+ * cluster there may show backing data rather than zeroes).
+ */
+bool backing_reaches (const struct zq_image *img, uint64_t offset);
 /* Block status of the backing chain, as qcow2_block_status returns it. */
 int backing_block_status (struct zq_image *img, uint64_t count,
                           uint64_t offset, zq_extent_fn fn, void *opaque);

@@ -28,12 +28,13 @@ enum zero_how {
 
 /* The L2 entry that makes a cluster read as zeroes.  *write_zeroes says
  * that only writing zeroes will do (version 2 images have no zero flag);
- * *release that the old host cluster must be released.
+ * *release that the old host cluster must be released.  behind_is_data
+ * says that the cluster, unallocated, would show a backing file's data.
  */
 static uint64_t
 zeroed_entry (const struct zq_image *img, enum zero_how how, uint64_t entry,
-              enum cluster_type type, uint64_t host, bool *write_zeroes,
-              bool *release)
+              enum cluster_type type, uint64_t host, bool behind_is_data,
+              bool *write_zeroes, bool *release)
 {
   *write_zeroes = false;
   *release = false;
@@ -41,12 +42,15 @@ zeroed_entry (const struct zq_image *img, enum zero_how how, uint64_t entry,
   /* With a backing file an unallocated cluster shows the backing data:
    * only the zero flag hides it.  Version 2 has no zero flag, so there
    * write-zeroes writes zeroes, and trim (advisory) leaves the cluster
-   * as it is rather than let the backing data show through.
+   * as it is rather than let the backing data show through.  That holds
+   * for every cluster, even past the end of the backing file, so that
+   * what a trim does never depends on the backing file's size.
    */
-  if (img->backing != NULL) {
+  if (img->backing != NULL && img->header.version < 3 &&
+      how == ZERO_BY_TRIM)
+    return entry;
+  if (behind_is_data) {
     if (img->header.version < 3) {
-      if (how == ZERO_BY_TRIM)
-        return entry;
       *write_zeroes = true;
       return entry;
     }
@@ -128,6 +132,7 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
         goto fail_unlock;
       }
       new_entry = zeroed_entry (img, how, entry, type, host,
+                                backing_reaches (img, guest),
                                 &write_zeroes, &release);
       if (write_zeroes) {
         if (dry_run) {

@@ -7,7 +7,7 @@
 # chain.
 
 source "$(dirname "$0")/functions.sh"
-requires qemu-img qemu-io qemu-nbd nbdinfo nbdcopy
+requires qemu-img qemu-io qemu-nbd nbdinfo nbdcopy jq
 plugin_ok
 scratch_dir
 
@@ -182,3 +182,20 @@ if [ -x "${ZQCOW2_IMG:-}" ]; then
 else
     echo "zqcow2-img not built: zoned case skipped"
 fi
+
+echo "== v2: write zeroes writes zeroes over backing data, not past its end"
+truncate -s 1M short.raw
+qemu-io -f raw -c 'write -P 0x51 0 1M' short.raw >/dev/null
+qemu-img create -q -f qcow2 -o compat=0.10 -b short.raw -F raw v2.qcow2 2M
+zq_nbdkit -- file=v2.qcow2 \
+    --run 'qemu-io -f raw -c "write -z 0 2M" -c "discard 0 2M" "$uri"' \
+    >/dev/null || fail "v2: write zeroes through the plugin failed"
+truncate -s 2M zeroes.raw
+qemu-img compare -q -f qcow2 -F raw v2.qcow2 zeroes.raw ||
+    fail "v2: write zeroes (and the trim after it) left non-zero data"
+qemu-img map --output=json v2.qcow2 >v2.map
+# Allocated in v2.qcow2 itself: exactly the first MiB, where the backing
+# file has data to hide.
+allocated="$(jq -r '[.[] | select(.depth == 0 and .data) | .length] | add // 0' v2.map)"
+[ "$allocated" = 1048576 ] ||
+    { cat v2.map; fail "v2: $allocated bytes allocated, expected 1048576"; }
