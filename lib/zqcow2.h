@@ -227,6 +227,11 @@ struct zq_info {
   uint32_t nr_snapshots;
   uint64_t file_size;           /* apparent size of the file */
   uint64_t disk_size;           /* bytes allocated to it */
+  /* The backing file as the header names it, and the backing format
+   * extension's value; empty strings when absent.
+   */
+  char backing_file[1024];
+  char backing_format[32];
   /* Bit 5 with a zoned extension that parses (its geometry may still be
    * invalid: a warning is logged, zq_check tells more).
    */

@@ -75,6 +75,18 @@ zq_nbdkit -r -- file=chain/top.qcow2 --run 'nbdinfo "$uri"' >info.out
 grep -q "backing file $SCRATCH/chain/mid.qcow2 (qcow2)" info.out ||
     { cat info.out; fail "the description does not name the backing file"; }
 
+echo "== zqcow2-img info names the backing file as qemu-img does"
+if [ -x "${ZQCOW2_IMG:-}" ]; then
+    for key in backing-filename backing-filename-format; do
+        q="$(qemu-img info --output=json chain/top.qcow2 | jq -r ".\"$key\"")"
+        z="$("$ZQCOW2_IMG" info --output=json chain/top.qcow2 | jq -r ".\"$key\"")"
+        [ "$q" = "$z" ] && [ "$q" != null ] ||
+            fail "zqcow2-img info: $key is '$z', qemu-img says '$q'"
+    done
+    "$ZQCOW2_IMG" info chain/top.qcow2 | grep -qx 'backing file: mid.qcow2' ||
+        fail "zqcow2-img info does not print the backing file"
+fi
+
 echo "== backing=none"
 none="json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\
 \"filename\":\"chain/top.qcow2\"},\"backing\":null}"
@@ -179,6 +191,12 @@ if [ -x "${ZQCOW2_IMG:-}" ]; then
     expect_refusal zoned.qcow2 "zoned and has a backing file"
     zq_nbdkit -r -- file=zoned.qcow2 backing=none --run true ||
         fail "backing=none does not serve the zoned image alone"
+    # ... nor be one.
+    qemu-img create -q -f qcow2 -u -b zoned-base.qcow2 -F qcow2 \
+        over-zoned.qcow2 4M
+    "$ZQCOW2_IMG" create -q -o zone.mode=host-managed,zone.size=1M \
+        zoned-base.qcow2 4M >/dev/null
+    expect_refusal over-zoned.qcow2 "zoned images cannot be backing files"
 else
     echo "zqcow2-img not built: zoned case skipped"
 fi
