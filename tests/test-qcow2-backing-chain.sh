@@ -217,3 +217,17 @@ qemu-img map --output=json v2.qcow2 >v2.map
 allocated="$(jq -r '[.[] | select(.depth == 0 and .data) | .length] | add // 0' v2.map)"
 [ "$allocated" = 1048576 ] ||
     { cat v2.map; fail "v2: $allocated bytes allocated, expected 1048576"; }
+
+echo "== zqcow2-nbd serves the chain, and --backing none"
+if [ -x "${ZQCOW2_NBD:-}" ]; then
+    qemu-img convert -O raw chain/top.qcow2 expected.raw
+    ( cd decoy && "$ZQCOW2_NBD" -r --run 'nbdcopy "$uri" ../got.raw' \
+          ../chain/top.qcow2 ) || fail "zqcow2-nbd: serving the chain failed"
+    cmp expected.raw got.raw || fail "zqcow2-nbd: the chain reads differently"
+    qemu-img convert -O raw "$none" expected.raw
+    "$ZQCOW2_NBD" -r --backing none --run 'nbdcopy "$uri" got.raw' \
+        chain/top.qcow2 || fail "zqcow2-nbd --backing none failed"
+    cmp expected.raw got.raw || fail "zqcow2-nbd --backing none reads wrong"
+else
+    echo "zqcow2-nbd not built: skipped"
+fi
