@@ -121,3 +121,30 @@ check_chain v3-qcow2
 # clusters as they are rather than show the backing data again.
 make_chain v2-raw 0.10 raw
 check_chain v2-raw --trim-keeps-data
+
+# 4k clusters over a 64k-cluster v2 qcow2 backing file shorter than the
+# image, four connections, and L2 caches of two tables in every layer.
+echo "== small-clusters"
+mkdir small
+qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=64k small/b.qcow2 40M
+qio small/b.qcow2 qcow2 'write -P 1 0 40M'
+qemu-img create -q -f qcow2 -o cluster_size=4k -b b.qcow2 -F qcow2 \
+    small/t.qcow2 64M
+qio small/t.qcow2 qcow2 'write -P 2 1M 3M' 'write -z 10M 5M'
+sha256sum small/b.qcow2 >small.sums
+qemu-img convert -O raw small/t.qcow2 small.ref
+zq_nbdkit -- file=small/t.qcow2 l2-cache-size=8k \
+    --run "zq-workload --seed 3 --ops 2000 --connections 4 \
+             --reference small.ref --cluster-size 4096 \"\$uri\"" ||
+    fail "small-clusters: the workload failed (see above)"
+qemu-img check small/t.qcow2 >small.check 2>&1 &&
+    grep -q 'No errors were found on the image' small.check &&
+    ! grep -qi leak small.check ||
+    { cat small.check >&2; fail "small-clusters: qemu-img check is not clean"; }
+qemu-img compare -f qcow2 -F raw small/t.qcow2 small.ref ||
+    fail "small-clusters: the image and the reference differ"
+sha256sum --quiet -c small.sums || fail "small-clusters: the backing file changed"
+qemu_map small/t.qcow2 | map_canon >small.qemu.map
+plugin_map small/t.qcow2 | map_canon >small.plugin.map
+map_compare small.qemu.map small.plugin.map ||
+    fail "small-clusters: base:allocation differs from qemu-nbd's"
