@@ -195,7 +195,8 @@ zero_partial (struct zq_image *img, uint64_t count, uint64_t offset,
     return -1;
   }
   pthread_mutex_unlock (&img->meta_lock);
-  if (cluster_reads_as_zero (img, run.type))
+  if (cluster_reads_as_zero (img, run.type) ||
+      (run.type == CLUSTER_UNALLOCATED && !backing_reaches (img, offset)))
     return 0;
   if (dry_run)
     return 1;
