@@ -3,6 +3,8 @@
  *
  *   unallocated, zero flag (with or without a host cluster): hole + zero
  *   allocated data, compressed data:                       data
+ *   unallocated with a backing file: what the backing chain says there
+ *   (its data is data; past the end of a shorter one, hole + zero)
  *
  * qemu looks through to the image file only for images it detects as
  * preallocated with preallocation=metadata (clusters allocated, file
@@ -120,6 +122,23 @@ add_file_extents (struct zq_image *img, struct extent_merger *m,
   }
 }
 
+/* Passes the backing chain's extents on to the image's merger. */
+struct backing_walk {
+  struct extent_merger *merger;
+  uint64_t end;                 /* of what the backing chain reported */
+};
+
+static int
+add_backing_extent (void *opaque, uint64_t offset, uint64_t length,
+                    uint32_t flags)
+{
+  struct backing_walk *walk = opaque;
+
+  merger_add (walk->merger, offset, length, flags);
+  walk->end = offset + length;
+  return walk->merger->stopped ? -1 : 0;
+}
+
 int
 qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
                     zq_extent_fn fn, void *opaque)
@@ -150,6 +169,21 @@ qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
 
     switch (run.type) {
     case CLUSTER_UNALLOCATED:
+      if (img->backing) {
+        struct backing_walk walk = { .merger = &merger, .end = offset };
+
+        if (backing_block_status (img, run.bytes, offset, add_backing_extent,
+                                  &walk) == -1)
+          return -1;
+        if (walk.end < offset + run.bytes) {
+          /* The backing chain stopped early: report up to there. */
+          count -= walk.end - offset;
+          offset = walk.end;
+          goto out;
+        }
+        break;
+      }
+      /* fall through */
     case CLUSTER_ZERO_PLAIN:
     case CLUSTER_ZERO_ALLOC:
       merger_add (&merger, offset, run.bytes, ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO);
@@ -167,6 +201,7 @@ qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
     offset += run.bytes;
     count -= run.bytes;
   }
+ out:
   merger_finish (&merger);
   return merger.stopped || count > 0 ? 1 : 0;
 }

@@ -173,6 +173,10 @@ zq_info (const char *filename, struct zq_info *info)
   info->nr_snapshots = h->nb_snapshots;
   info->file_size = f.file_size;
   info->disk_size = f.disk_size;
+  if (h->backing_file_offset != 0)
+    memcpy (info->backing_file, h->backing_file, sizeof info->backing_file);
+  memcpy (info->backing_format, h->backing_format,
+          sizeof info->backing_format);
 
   /* A zoned image carries the bit and the extension together.  A broken
    * geometry is still shown as found, with a warning: check says more.

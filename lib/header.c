@@ -86,7 +86,14 @@ parse_extensions (struct qcow2_header *h, const uint8_t *buf, size_t len,
           parse_feature_table (h, buf + pos + 8, ext_len) == -1)
         REFUSE (ENOMEM, "out of memory reading the feature name table");
       break;
-    case QCOW2_EXT_BACKING_FORMAT: h->has_backing_format = true; break;
+    case QCOW2_EXT_BACKING_FORMAT: {
+      size_t n = ext_len < sizeof h->backing_format - 1 ?
+                 ext_len : sizeof h->backing_format - 1;
+      h->has_backing_format = true;
+      memcpy (h->backing_format, buf + pos + 8, n);
+      h->backing_format[n] = '\0';
+      break;
+    }
     case QCOW2_EXT_DATA_FILE: h->has_data_file = true; break;
     case QCOW2_EXT_BITMAPS: h->has_bitmaps = true; break;
     case QCOW2_EXT_CRYPTO: h->has_crypto = true; break;
@@ -233,6 +240,15 @@ header_parse (const uint8_t *buf, size_t len, uint64_t file_size,
     REFUSE (EINVAL, "backing file name at offset %" PRIu64 " (%" PRIu32
             " bytes) is not inside the first cluster",
             h->backing_file_offset, h->backing_file_size);
+  if (h->backing_file_offset != 0) {
+    memcpy (h->backing_file, buf + h->backing_file_offset,
+            h->backing_file_size);
+    h->backing_file[h->backing_file_size] = '\0';
+    if (strlen (h->backing_file) != h->backing_file_size)
+      REFUSE (EINVAL, "backing file name at offset %" PRIu64 " (%" PRIu32
+              " bytes) contains a NUL byte", h->backing_file_offset,
+              h->backing_file_size);
+  }
 
   ext_start = h->version == 2 ? QH_V2_LENGTH : h->header_length;
   if (ext_start < len &&

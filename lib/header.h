@@ -39,6 +39,13 @@ struct qcow2_header {
   struct feature_name *feature_names;
   size_t nr_feature_names;
   bool has_backing_format;
+  /* The backing file name (backing_file_offset/size, at most 1023 bytes)
+   * and the backing format extension's value ("qcow2", "raw"), as
+   * strings; empty when absent.  A format name too long for the buffer
+   * is kept truncated: no format zqcow2 knows is that long.
+   */
+  char backing_file[1024];
+  char backing_format[32];
   bool has_data_file;
   bool has_bitmaps;
   bool has_crypto;

@@ -70,9 +70,6 @@ check_features (struct zq_image *img)
   if (h->has_data_file)
     return refuse (img, EINVAL, "%s", "the external data file extension is "
                    "present but incompatible bit 2 is clear (corrupt image)");
-  if (h->backing_file_offset != 0)
-    return refuse (img, ENOTSUP, "%s", "the image has a backing file, which "
-                   "zqcow2 does not support yet");
 
   if (img->readonly)
     return 0;
@@ -251,12 +248,18 @@ describe (struct zq_image *img)
     snprintf (line, sizeof line, "qcow2 v%" PRIu32 " image, %" PRIu64
               " bytes, %" PRIu32 "-byte clusters", img->header.version,
               img->virtual_size, img->cluster_size);
+  if (img->backing) {
+    size_t used = strlen (line);
+    snprintf (line + used, sizeof line - used, ", backing file %s (%s)",
+              backing_filename (img), backing_format (img));
+  }
   img->description = strdup (line);
 }
 
 static void
 free_image (struct zq_image *img)
 {
+  backing_free (img->backing);
   zones_free (img->zones);
   metacache_free (img->l2_cache);
   metacache_free (img->refblock_cache);
@@ -274,7 +277,15 @@ free_image (struct zq_image *img)
 struct zq_image *
 zq_open (const struct zq_open_options *options)
 {
+  return image_open (options, NULL);
+}
+
+struct zq_image *
+image_open (const struct zq_open_options *options,
+            const struct open_chain *above)
+{
   struct zq_image *img;
+  struct open_chain chain;
   struct stat st;
   int saved_errno;
 
@@ -338,6 +349,12 @@ zq_open (const struct zq_open_options *options)
             "zoned image");
     goto fail;
   }
+  chain = (struct open_chain) {
+    .dev = st.st_dev, .ino = st.st_ino,
+    .depth = above ? above->depth + 1 : 0, .above = above,
+  };
+  if (backing_open (img, options, &chain) == -1)
+    goto fail;
   /* Before the autoclear bits go: the repair counts the clusters of the
    * bitmaps they still vouch for.
    */
@@ -389,4 +406,5 @@ uint64_t zq_virtual_size (const struct zq_image *img) { return img->virtual_size
 uint32_t zq_cluster_size (const struct zq_image *img) { return img->cluster_size; }
 bool zq_is_readonly (const struct zq_image *img) { return img->readonly; }
 int zq_qcow2_version (const struct zq_image *img) { return img->header.version; }
+const char *zq_backing_filename (const struct zq_image *img) { return backing_filename (img); }
 const char *zq_description (const struct zq_image *img) { return img->description; }

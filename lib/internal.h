@@ -22,7 +22,8 @@
 
 /* Where a guest cluster's bytes come from, from its L2 entry. */
 enum cluster_type {
-  CLUSTER_UNALLOCATED,          /* no host cluster: reads as zeroes */
+  CLUSTER_UNALLOCATED,          /* no host cluster: reads from the backing
+                                   file, or as zeroes without one */
   CLUSTER_ZERO_PLAIN,           /* zero flag, no host cluster */
   CLUSTER_ZERO_ALLOC,           /* zero flag, host cluster kept */
   CLUSTER_NORMAL,               /* data at host_offset */
@@ -91,7 +92,61 @@ struct zq_image {
 
   /* Zones, on images with the zoned format; NULL otherwise. */
   struct zone_set *zones;
+
+  /* Where unallocated clusters read from (backing.c); NULL when they
+   * read as zeroes.
+   */
+  struct zq_backing *backing;
 };
+
+/* Whether a cluster of this type reads as zeroes without looking at any
+ * file: the zero flag, or unallocated on an image without backing file.
+ */
+static inline bool
+cluster_reads_as_zero (const struct zq_image *img, enum cluster_type type)
+{
+  return type == CLUSTER_ZERO_PLAIN || type == CLUSTER_ZERO_ALLOC ||
+         (type == CLUSTER_UNALLOCATED && img->backing == NULL);
+}
+
+/* image.c: the images above one being opened, from its backing file
+ * upwards to the top, for backing.c to refuse loops and deep chains.
+ */
+struct open_chain {
+  dev_t dev;
+  ino_t ino;
+  unsigned depth;               /* 0 for the top image */
+  const struct open_chain *above;
+};
+#define ZQ_MAX_BACKING_DEPTH 64
+
+/* zq_open for an image of a chain: `above` is NULL for the top image. */
+struct zq_image *image_open (const struct zq_open_options *options,
+                             const struct open_chain *above);
+
+/* backing.c */
+struct zq_backing;
+/* Opens the backing file the options or the header name, if any, and
+ * sets img->backing.  `chain` holds img itself and the images above it.
+ */
+int backing_open (struct zq_image *img,
+                  const struct zq_open_options *options,
+                  const struct open_chain *chain);
+void backing_free (struct zq_backing *backing);
+const char *backing_filename (const struct zq_image *img);
+const char *backing_format (const struct zq_image *img);
+/* Reads [offset, offset + count) of the guest from the backing chain:
+ * zeroes past the end of a shorter backing file.
+ */
+int backing_read (struct zq_image *img, uint8_t *buf, uint64_t count,
+                  uint64_t offset);
+/* Whether guest `offset` is inside the backing file (so an unallocated
+ * cluster there may show backing data rather than zeroes).
+ */
+bool backing_reaches (const struct zq_image *img, uint64_t offset);
+/* Block status of the backing chain, as qcow2_block_status returns it. */
+int backing_block_status (struct zq_image *img, uint64_t count,
+                          uint64_t offset, zq_extent_fn fn, void *opaque);
 
 /* log.c */
 void zq_log (enum zq_log_level level, const char *fs, ...)

@@ -24,6 +24,9 @@ read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
     }
     return 0;
   case CLUSTER_UNALLOCATED:
+    if (img->backing)
+      return backing_read (img, buf, run->bytes, guest_offset);
+    /* fall through */
   case CLUSTER_ZERO_PLAIN:
   case CLUSTER_ZERO_ALLOC:
     memset (buf, 0, run->bytes);

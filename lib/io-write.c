@@ -41,15 +41,10 @@ cow_buffer (void)
   return thread_slot_get (THREAD_SLOT_COW_BUFFER, make_cow_buffer, free);
 }
 
-static bool
-reads_as_zero (enum cluster_type type)
-{
-  return type == CLUSTER_UNALLOCATED || type == CLUSTER_ZERO_PLAIN ||
-         type == CLUSTER_ZERO_ALLOC;
-}
-
 /* Points iov at the old guest content of [offset, offset + len) inside
- * one cluster described by run (whose first byte is at run_offset).
+ * one cluster described by run (whose first byte is at run_offset): for
+ * an unallocated cluster of an image with a backing file, the backing
+ * file's data (copied up).
  */
 static int
 old_content (struct zq_image *img, const struct map_run *run,
@@ -58,7 +53,7 @@ old_content (struct zq_image *img, const struct map_run *run,
 {
   struct map_run part;
 
-  if (reads_as_zero (run->type)) {
+  if (cluster_reads_as_zero (img, run->type)) {
     iov->iov_base = (void *) zq_zero_cluster;
     iov->iov_len = len;
     return 0;

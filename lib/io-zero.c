@@ -27,27 +27,46 @@ enum zero_how {
   ZERO_MAY_DEALLOCATE,          /* write zeroes with MAY_TRIM */
 };
 
-static bool
-reads_as_zero (enum cluster_type type)
-{
-  return type == CLUSTER_UNALLOCATED || type == CLUSTER_ZERO_PLAIN ||
-         type == CLUSTER_ZERO_ALLOC;
-}
-
 /* The L2 entry that makes a cluster read as zeroes.  *write_zeroes says
  * that only writing zeroes will do (version 2 images have no zero flag);
  * *release that the old host cluster (or a compressed cluster's data,
- * whose `host` is 0) must be released.
+ * whose `host` is 0) must be released.  behind_is_data says that the
+ * cluster, unallocated, would show a backing file's data.
  */
 static uint64_t
 zeroed_entry (const struct zq_image *img, enum zero_how how, uint64_t entry,
-              enum cluster_type type, uint64_t host, bool *write_zeroes,
-              bool *release)
+              enum cluster_type type, uint64_t host, bool behind_is_data,
+              bool *write_zeroes, bool *release)
 {
   bool has_data = host != 0 || type == CLUSTER_COMPRESSED;
 
   *write_zeroes = false;
   *release = false;
+
+  /* With a backing file an unallocated cluster shows the backing data:
+   * only the zero flag hides it.  Version 2 has no zero flag, so there
+   * write-zeroes writes zeroes, and trim (advisory) leaves the cluster
+   * as it is rather than let the backing data show through.  That holds
+   * for every cluster, even past the end of the backing file, so that
+   * what a trim does never depends on the backing file's size.
+   */
+  if (img->backing != NULL && img->header.version < 3 &&
+      how == ZERO_BY_TRIM)
+    return entry;
+  if (behind_is_data) {
+    if (img->header.version < 3) {
+      *write_zeroes = true;
+      return entry;
+    }
+    if (type == CLUSTER_ZERO_PLAIN)
+      return entry;
+    if (how != ZERO_KEEP_ALLOCATION || type == CLUSTER_UNALLOCATED ||
+        type == CLUSTER_COMPRESSED || !(entry & QCOW2_OFLAG_COPIED)) {
+      *release = has_data;
+      return QCOW2_OFLAG_ZERO;
+    }
+    return host | QCOW2_OFLAG_COPIED | QCOW2_OFLAG_ZERO;
+  }
 
   if (how == ZERO_BY_TRIM) {
     *release = has_data;
@@ -96,15 +115,20 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
     if ((dry_run ? map_l2_existing (img, offset, &table, &index)
          : map_l2_existing_for_update (img, offset, &table, &index)) == -1)
       goto fail_unlock;
-    for (i = 0; table != NULL && i < n; i++) {
+    /* Without an L2 table every cluster is unallocated: nothing to do,
+     * unless a backing file shows through them.
+     */
+    for (i = 0; (table != NULL || img->backing != NULL) && i < n; i++) {
       uint64_t guest = offset + (i << img->cluster_bits);
-      uint64_t entry = load_be64 (table + (index + i) * 8), new_entry, host;
+      uint64_t entry = table ? load_be64 (table + (index + i) * 8) : 0;
+      uint64_t new_entry, host;
       enum cluster_type type;
       bool write_zeroes, release;
 
       if (map_decode_entry (img, guest, entry, &type, &host) == -1)
         goto fail_unlock;
       new_entry = zeroed_entry (img, how, entry, type, host,
+                                backing_reaches (img, guest),
                                 &write_zeroes, &release);
       if (write_zeroes) {
         if (dry_run) {
@@ -120,6 +144,9 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
         break;                  /* write the run, then go on from here */
       if (new_entry == entry || dry_run)
         continue;
+      if (table == NULL &&
+          map_l2_for_update (img, offset, &table, &index) == -1)
+        goto fail_unlock;
       store_be64 (table + (index + i) * 8, new_entry);
       metacache_mark_dirty (img->l2_cache, table);
       img->unsynced_writes = true;
@@ -129,7 +156,7 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
         queue_free (img, host, 1);
     }
     pthread_mutex_unlock (&img->meta_lock);
-    done = table != NULL ? i << img->cluster_bits : chunk;
+    done = i > 0 ? i << img->cluster_bits : chunk;
 
     while (write_len > 0) {
       uint64_t len = write_len < sizeof zq_zero_cluster ?
@@ -166,7 +193,8 @@ zero_partial (struct zq_image *img, uint64_t count, uint64_t offset,
     return -1;
   }
   pthread_mutex_unlock (&img->meta_lock);
-  if (reads_as_zero (run.type))
+  if (cluster_reads_as_zero (img, run.type) ||
+      (run.type == CLUSTER_UNALLOCATED && !backing_reaches (img, offset)))
     return 0;
   if (dry_run)
     return 1;

@@ -43,6 +43,16 @@ struct zq_open_options {
    */
   const char *offline_zones;
   const char *readonly_zones;
+  /* The backing file.  NULL: the one the image names, a relative name
+   * resolved against the image's directory, its format from the backing
+   * format extension or else probed (qcow2 magic, else raw).  Otherwise
+   * this file instead, format probed.  Backing files are opened
+   * read-only, a qcow2 one with its own backing chain (at most 64 deep).
+   * no_backing serves the image alone: unallocated clusters read as
+   * zeroes.
+   */
+  const char *backing_file;
+  bool no_backing;
 };
 
 /* Opens and validates an image.  Returns NULL with errno set on failure. */
@@ -59,6 +69,8 @@ uint64_t zq_virtual_size (const struct zq_image *img);
 uint32_t zq_cluster_size (const struct zq_image *img);
 bool zq_is_readonly (const struct zq_image *img);
 int zq_qcow2_version (const struct zq_image *img);
+/* The backing file in use, as opened, or NULL. */
+const char *zq_backing_filename (const struct zq_image *img);
 
 /* One line describing the image, for NBD_INFO_DESCRIPTION. */
 const char *zq_description (const struct zq_image *img);
@@ -215,6 +227,11 @@ struct zq_info {
   uint32_t nr_snapshots;
   uint64_t file_size;           /* apparent size of the file */
   uint64_t disk_size;           /* bytes allocated to it */
+  /* The backing file as the header names it, and the backing format
+   * extension's value; empty strings when absent.
+   */
+  char backing_file[1024];
+  char backing_format[32];
   /* Bit 5 with a zoned extension that parses (its geometry may still be
    * invalid: a warning is logged, zq_check tells more).
    */

@@ -46,14 +46,17 @@
  * list for --dump-plugin.  lazy_refcounts: images with the bit are
  * served, a dirty one is repaired on a read-write open (lib/repair.c);
  * the engine itself keeps refcounts current and never sets the dirty bit.
+ * backing: qcow2 and raw backing files, chains of any depth.
  */
-#define BUILT_IN_FEATURES "lazy_refcounts"
+#define BUILT_IN_FEATURES "lazy_refcounts,backing"
 
 /* Configuration, from the command line. */
 static char *filename;          /* file=, absolute */
 static uint64_t l2_cache_bytes; /* l2-cache-size=, 0: the engine decides */
 static char *offline_zones;     /* offline-zones=LIST, fault injection */
 static char *readonly_zones;    /* readonly-zones=LIST, fault injection */
+static char *backing_file;      /* backing=FILE, absolute */
+static bool no_backing;         /* backing=none */
 
 /* The one engine every connection shares, opened by the first .open.
  * image_lock serialises opening it; once set, image never changes until
@@ -125,6 +128,19 @@ zqcow2_config (const char *key, const char *value)
       return -1;
     l2_cache_bytes = size;
   }
+  else if (strcmp (key, "backing") == 0) {
+    free (backing_file);
+    backing_file = NULL;
+    no_backing = strcmp (value, "none") == 0;
+    if (!no_backing) {
+      /* Absolute, for the same reason as file=.  "./none" names a file
+       * called none.
+       */
+      backing_file = nbdkit_absolute_path (value);
+      if (backing_file == NULL)
+        return -1;
+    }
+  }
   else if (strcmp (key, "offline-zones") == 0 ||
            strcmp (key, "readonly-zones") == 0) {
     /* The engine parses the list when it opens the image, and names the
@@ -159,6 +175,8 @@ zqcow2_config_complete (void)
 
 #define zqcow2_config_help \
   "[file=]FILE               (required) The qcow2 image to serve.\n" \
+  "backing=FILE|none         Use FILE as the backing file instead of the\n" \
+  "                          one the image names, or none at all.\n" \
   "l2-cache-size=SIZE        Memory for cached L2 tables (default: enough\n" \
   "                          for the whole image, up to 32M).\n" \
   "offline-zones=LIST        Zoned images: zones (e.g. 3,7-9) that fail\n" \
@@ -180,6 +198,8 @@ zqcow2_get_ready (void)
     .l2_cache_bytes = l2_cache_bytes,
     .offline_zones = offline_zones,
     .readonly_zones = readonly_zones,
+    .backing_file = backing_file,
+    .no_backing = no_backing,
   };
   struct zq_image *probe;
 
@@ -207,6 +227,8 @@ zqcow2_open (int readonly)
       .l2_cache_bytes = l2_cache_bytes,
       .offline_zones = offline_zones,
       .readonly_zones = readonly_zones,
+      .backing_file = backing_file,
+      .no_backing = no_backing,
     };
 
     /* On failure the engine has logged the reason (e.g. an image marked
@@ -486,7 +508,8 @@ zqcow2_unload (void)
   free (filename);
   free (offline_zones);
   free (readonly_zones);
-  filename = offline_zones = readonly_zones = NULL;
+  free (backing_file);
+  filename = offline_zones = readonly_zones = backing_file = NULL;
 }
 
 static struct nbdkit_plugin plugin = {

@@ -43,6 +43,9 @@ open_export (const struct options *o)
     .l2_cache_bytes = o->l2_cache_bytes,
     .offline_zones = o->offline_zones,
     .readonly_zones = o->readonly_zones,
+    .backing_file = o->backing && strcmp (o->backing, "none") != 0
+                    ? o->backing : NULL,
+    .no_backing = o->backing && strcmp (o->backing, "none") == 0,
   };
   struct zq_zone_geometry geometry;
   uint32_t preferred;

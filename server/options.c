@@ -14,6 +14,7 @@ enum {
   OPT_L2_CACHE_SIZE = 256,
   OPT_OFFLINE_ZONES,
   OPT_READONLY_ZONES,
+  OPT_BACKING,
   OPT_RUN,
   OPT_HELP,
   OPT_VERSION,
@@ -29,6 +30,7 @@ static const struct option long_options[] = {
   { "l2-cache-size", required_argument, NULL, OPT_L2_CACHE_SIZE },
   { "offline-zones", required_argument, NULL, OPT_OFFLINE_ZONES },
   { "readonly-zones", required_argument, NULL, OPT_READONLY_ZONES },
+  { "backing", required_argument, NULL, OPT_BACKING },
   { "run", required_argument, NULL, OPT_RUN },
   { "verbose", no_argument, NULL, 'v' },
   { "help", no_argument, NULL, OPT_HELP },
@@ -41,7 +43,7 @@ usage (FILE *out)
 {
   fprintf (out,
 "Usage: %s [-r] [-U SOCKET | -p PORT [-b ADDR]] [-e EXPORTNAME]\n"
-"           [--l2-cache-size SIZE] [--offline-zones LIST]\n"
+"           [--backing FILE|none] [--l2-cache-size SIZE] [--offline-zones LIST]\n"
 "           [--readonly-zones LIST] [--run CMD] [-v] IMAGE\n"
 "Serve a qcow2 image, zoned or not, over NBD.\n"
 "\n"
@@ -50,6 +52,7 @@ usage (FILE *out)
 "  -p, --port PORT        listen on this TCP port (default %s)\n"
 "  -b, --bind ADDR        listen on this address (default %s)\n"
 "  -e, --export-name NAME the export's name (default \"\")\n"
+"      --backing FILE|none   this backing file instead of the image's, or none\n"
 "      --l2-cache-size SIZE  memory for cached L2 tables (e.g. 4M)\n"
 "      --offline-zones LIST  zones to report offline (e.g. 3,7-9)\n"
 "      --readonly-zones LIST zones to report read-only\n"
@@ -121,6 +124,7 @@ parse_options (int argc, char *argv[], struct options *o)
       break;
     case OPT_OFFLINE_ZONES: o->offline_zones = optarg; break;
     case OPT_READONLY_ZONES: o->readonly_zones = optarg; break;
+    case OPT_BACKING: o->backing = optarg; break;
     case OPT_RUN: o->run = optarg; break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION:

@@ -17,6 +17,7 @@ struct options {
   uint64_t l2_cache_bytes;
   const char *offline_zones;
   const char *readonly_zones;
+  const char *backing;          /* --backing FILE, or "none" */
   const char *run;
 };
 

@@ -152,6 +152,42 @@ main (void)
   CHECK (strcmp (names, "bit 20 (frobnication), bit 21") == 0);
   header_free (&h);
 
+  /* The backing file name and the backing format extension. */
+  make_v3 ();
+  pos = add_extension (112, QCOW2_EXT_BACKING_FORMAT, "qcow2", 5);
+  store_be32 (buf + pos, 0);
+  memcpy (buf + 1024, "../base image.qcow2", 19);
+  store_be64 (buf + QH_BACKING_FILE_OFFSET, 1024);
+  store_be32 (buf + QH_BACKING_FILE_SIZE, 19);
+  CHECK (parse (file_size, &h) == 0);
+  CHECK (strcmp (h.backing_file, "../base image.qcow2") == 0);
+  CHECK (h.has_backing_format && strcmp (h.backing_format, "qcow2") == 0);
+  header_free (&h);
+  /* A format name longer than the buffer is kept, truncated. */
+  make_v3 ();
+  pos = add_extension (112, QCOW2_EXT_BACKING_FORMAT,
+                       "abcdefghijklmnopqrstuvwxyz0123456789", 36);
+  store_be32 (buf + pos, 0);
+  CHECK (parse (file_size, &h) == 0);
+  CHECK (strcmp (h.backing_format, "abcdefghijklmnopqrstuvwxyz01234") == 0);
+  header_free (&h);
+  /* No backing file: empty strings. */
+  make_v3 ();
+  CHECK (parse (file_size, &h) == 0);
+  CHECK (h.backing_file[0] == '\0' && !h.has_backing_format &&
+         h.backing_format[0] == '\0');
+  header_free (&h);
+  /* A name with a NUL byte in it, and one past the first cluster. */
+  make_v3 ();
+  memcpy (buf + 1024, "a\0b", 3);
+  store_be64 (buf + QH_BACKING_FILE_OFFSET, 1024);
+  store_be32 (buf + QH_BACKING_FILE_SIZE, 3);
+  CHECK (refused_with (file_size, "NUL"));
+  make_v3 ();
+  store_be64 (buf + QH_BACKING_FILE_OFFSET, CLUSTER - 4);
+  store_be32 (buf + QH_BACKING_FILE_SIZE, 10);
+  CHECK (refused_with (file_size, "not inside the first cluster"));
+
   /* An extension whose length runs past the cluster. */
   make_v3 ();
   store_be32 (buf + 112, 0x12345678);

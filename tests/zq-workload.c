@@ -2,7 +2,7 @@
  * mirrored into a raw reference file and checked against it.
  *
  *   zq-workload --seed N --ops N --connections K --reference FILE
- *               --cluster-size BYTES URI
+ *               --cluster-size BYTES [--trim-keeps-data] URI
  *
  * K connections, one thread each, every thread on its own region of the
  * export (regions are disjoint and 4 MiB aligned, so the reference file
@@ -14,7 +14,12 @@
  * The reference models the engine's contract: write and write-zeroes
  * change exactly the bytes they name; a trim releases only the clusters it
  * covers completely (they read back as zeroes) and leaves partial clusters
- * alone.
+ * alone.  With --trim-keeps-data a trim changes nothing (the engine's
+ * contract for version 2 images with a backing file, which have no zero
+ * flag to hide the backing data with).
+ *
+ * The reference may start with data (e.g. the image's content through its
+ * backing chain): it must then equal what the export reads.
  *
  * The run is deterministic for a given seed and K: thread i draws from its
  * own generator seeded from seed + i.
@@ -67,6 +72,7 @@ static const char *ref_name;
 static uint64_t cluster_size;
 static uint64_t export_size;
 static bool can_trim, can_zero, can_fua, can_flush;
+static bool trim_keeps_data;
 
 static uint64_t
 splitmix64 (uint64_t *x)
@@ -305,7 +311,7 @@ run_worker (void *arg)
       first = (offset + cluster_size - 1) / cluster_size * cluster_size;
       last = offset + len == export_size
         ? export_size : (offset + len) / cluster_size * cluster_size;
-      if (last > first) {
+      if (last > first && !trim_keeps_data) {
         ref_zero (w, last - first, first);
         w->trimmed_clusters += (last - first) / cluster_size;
       }
@@ -350,7 +356,8 @@ usage (void)
 {
   fprintf (stderr,
            "usage: zq-workload --seed N --ops N --connections K "
-           "--reference FILE --cluster-size BYTES URI\n");
+           "--reference FILE --cluster-size BYTES [--trim-keeps-data] "
+           "URI\n");
   exit (2);
 }
 
@@ -377,6 +384,7 @@ main (int argc, char *argv[])
     { "connections", required_argument, NULL, 'c' },
     { "reference", required_argument, NULL, 'r' },
     { "cluster-size", required_argument, NULL, 'C' },
+    { "trim-keeps-data", no_argument, NULL, 'K' },
     { NULL, 0, NULL, 0 }
   };
   uint64_t seed = 1, ops = 2000, connections = 1;
@@ -396,6 +404,7 @@ main (int argc, char *argv[])
     case 'c': connections = parse_u64 ("--connections", optarg); break;
     case 'r': ref_name = optarg; break;
     case 'C': cluster_size = parse_u64 ("--cluster-size", optarg); break;
+    case 'K': trim_keeps_data = true; break;
     default: usage ();
     }
   }

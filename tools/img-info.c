@@ -124,6 +124,10 @@ info_human (const char *filename, const struct zq_info *info,
   human_size (info->disk_size, size, sizeof size);
   printf ("disk size: %s\n", size);
   printf ("cluster_size: %" PRIu32 "\n", info->cluster_size);
+  if (info->backing_file[0])
+    printf ("backing file: %s\n", info->backing_file);
+  if (info->backing_format[0])
+    printf ("backing file format: %s\n", info->backing_format);
   if (info->nr_snapshots)
     printf ("snapshots: %" PRIu32 "\n", info->nr_snapshots);
   printf ("Format specific information:\n");
@@ -193,6 +197,16 @@ info_json (const char *filename, const struct zq_info *info,
   printf ("    \"cluster-size\": %" PRIu32 ",\n", info->cluster_size);
   printf ("    \"format\": \"qcow2\",\n");
   printf ("    \"actual-size\": %" PRIu64 ",\n", info->disk_size);
+  if (info->backing_file[0]) {
+    printf ("    \"backing-filename\": ");
+    json_string (info->backing_file);
+    printf (",\n");
+  }
+  if (info->backing_format[0]) {
+    printf ("    \"backing-filename-format\": ");
+    json_string (info->backing_format);
+    printf (",\n");
+  }
   if (info->nr_snapshots)
     printf ("    \"snapshots\": %" PRIu32 ",\n", info->nr_snapshots);
   printf ("    \"format-specific\": {\n");
