@@ -40,6 +40,7 @@ struct qcow2_header {
   size_t nr_feature_names;
   bool has_backing_format;
   bool has_data_file;
+  char *data_file_name;         /* the extension's name, NUL added */
   bool has_bitmaps;
   bool has_crypto;
   bool has_zoned;
