@@ -65,7 +65,7 @@ old_content (struct zq_image *img, const struct map_run *run,
   }
   part = *run;
   part.bytes = len;
-  if (run->host_offset)
+  if (run->type == CLUSTER_NORMAL)
     part.host_offset = run->host_offset + offset - run_offset;
   if (read_run (img, &part, scratch, offset) == -1)
     return -1;
@@ -117,7 +117,8 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
     enum cluster_type old_type;
     uint64_t old_host;
 
-    if (!reused &&
+    /* Data clusters in a data file are not refcounted: nothing to free. */
+    if (!reused && !has_data_file (img) &&
         map_decode_entry (img, offset, old, &old_type, &old_host) == 0) {
       if (old_type == CLUSTER_COMPRESSED)
         queue_free_compressed (img, old);
@@ -157,7 +158,13 @@ allocating_write (struct zq_image *img, const struct map_run *run,
   if (map_l2_for_update (img, offset, &table, &index) == -1)
     goto fail_unlock;
   reused = run->type == CLUSTER_ZERO_ALLOC && run->copied;
-  if (reused) {
+  if (has_data_file (img)) {
+    /* The data file's host offset is the guest offset. */
+    host = offset - in_cluster;
+    got = want;
+    reused = true;
+  }
+  else if (reused) {
     host = run->host_offset - in_cluster;
     got = want;
   }
@@ -181,7 +188,7 @@ allocating_write (struct zq_image *img, const struct map_run *run,
                    scratch + img->cluster_size, &iov[iovcnt++]) == -1)
     goto fail_free;
 
-  if (full_pwritev (img->fd, iov, iovcnt, host) == -1) {
+  if (full_pwritev (img->data_fd, iov, iovcnt, host) == -1) {
     int saved_errno = errno;
     zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
               PRIx64 ": %m", img->filename, offset, host + in_cluster);
@@ -226,7 +233,8 @@ write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
     pthread_mutex_unlock (&img->meta_lock);
 
     if (run.type == CLUSTER_NORMAL && run.copied) {
-      if (full_pwrite (img->fd, buf, run.bytes, run.host_offset) == -1) {
+      if (full_pwrite (img->data_fd, buf, run.bytes,
+                       run.host_offset) == -1) {
         int saved_errno = errno;
         zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset "
                   "0x%" PRIx64 ": %m", img->filename, offset,
