@@ -74,6 +74,19 @@ for raw in off on; do
     fi
 done
 
+echo "== dirty: qemu killed with lazy refcounts"
+qemu-img create -q -f qcow2 -o data_file=dirty.data,lazy_refcounts=on \
+    dirty.qcow2 64M
+qemu-io -f qcow2 -c 'write -P 0x66 0 3M' -c 'write -P 0x77 40M 1M' \
+    -c 'sigraise 9' dirty.qcow2 >/dev/null 2>&1 || :
+(( $(peek_be dirty.qcow2 72 8) & 1 )) || skip "qemu-io left no dirty image"
+qemu-img convert -U -O raw dirty.qcow2 dirty.expected
+# A read-write open repairs the refcounts, counting none for the data.
+zq_nbdkit -- file=dirty.qcow2 --run 'nbdcopy "$uri" out.raw' ||
+    fail "dirty: not served"
+cmp out.raw dirty.expected || fail "dirty: wrong bytes after the repair"
+checked dirty
+
 echo "== data-file= override"
 make_image moved
 qemu-img convert -O raw moved.qcow2 moved.expected
