@@ -114,3 +114,15 @@ if zq_nbdkit -r -- file=plain.qcow2 data-file=elsewhere/renamed.data \
 fi
 grep -q 'data-file' plain.err ||
     { cat plain.err >&2; fail "plain: the error does not say why"; }
+
+echo "== internal snapshots with a data file"
+# qemu will not make one: claim a snapshot in the header of a copy.
+cp moved.qcow2 snap.qcow2
+poke_be snap.qcow2 60 4 1
+if zq_nbdkit -r -- file=snap.qcow2 data-file=elsewhere/renamed.data \
+       --run 'nbdcopy "$uri" out.raw' 2>snap.err; then
+    fail "snap: served with internal snapshots and a data file"
+fi
+grep -q 'snapshot' snap.err ||
+    { cat snap.err >&2; fail "snap: the error does not say why"; }
+cat snap.err
