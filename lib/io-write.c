@@ -117,8 +117,7 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
     enum cluster_type old_type;
     uint64_t old_host;
 
-    /* Data clusters in a data file are not refcounted: nothing to free. */
-    if (!reused && !has_data_file (img) &&
+    if (!reused &&
         map_decode_entry (img, offset, old, &old_type, &old_host) == 0) {
       if (old_type == CLUSTER_COMPRESSED)
         queue_free_compressed (img, old);
@@ -159,7 +158,9 @@ allocating_write (struct zq_image *img, const struct map_run *run,
     goto fail_unlock;
   reused = run->type == CLUSTER_ZERO_ALLOC && run->copied;
   if (has_data_file (img)) {
-    /* The data file's host offset is the guest offset. */
+    /* The data file's host offset is the guest offset, and its clusters
+     * are not refcounted: nothing to allocate, release or give back.
+     */
     host = offset - in_cluster;
     got = want;
     reused = true;
