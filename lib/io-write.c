@@ -5,7 +5,9 @@
  * back to back as the request spans, and writes the untouched head and
  * tail of the first and last cluster (copy-on-write) together with the
  * data in one pwritev.  The L2 entries are updated only after the data is
- * written, so a crash never maps a cluster whose data is missing.
+ * written, so a crash never maps a cluster whose data is missing.  With
+ * an external data file the host cluster is the same offset of the data
+ * file: nothing is allocated or refcounted (data-file.c).
  *
  * A compressed cluster is never written in place: a write into one reads
  * its old content through read_run (decompressing it), writes a normal
