@@ -3,7 +3,8 @@
 # 0x44415441), as qemu makes them: the plugin reads what qemu-img reads,
 # a seeded workload leaves an image qemu-img checks clean and compares
 # equal to a raw reference, and with data_file_raw=on the data file alone
-# is that raw image and autoclear bit 1 is still set.  data-file= points
+# is that raw image and autoclear bit 1 is still set.  Block status
+# matches qemu-nbd's.  data-file= points
 # at a moved data file; a missing one is refused by name.
 #
 # Compressed clusters cannot be made in such an image (qemu refuses), so
@@ -53,6 +54,16 @@ for raw in off on; do
         fail "$name: the plugin could not serve the image"
     cmp out.raw "$name.expected" ||
         fail "$name: the plugin reads other bytes than qemu-img convert"
+
+    # base:allocation as qemu-nbd reports it.
+    if command -v qemu-nbd >/dev/null && command -v nbdinfo >/dev/null; then
+        qemu_map "$name.qcow2" | map_canon >"$name.qemu.canon" ||
+            fail "$name: qemu-nbd map"
+        plugin_map "$name.qcow2" | map_canon >"$name.plugin.canon" ||
+            fail "$name: plugin map"
+        map_compare "$name.qemu.canon" "$name.plugin.canon" ||
+            fail "$name: block status differs from qemu-nbd's"
+    fi
 
     echo "== $name: workload"
     cp "$name.expected" "$name.ref"
