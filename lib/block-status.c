@@ -151,7 +151,9 @@ qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
    */
   if (!__atomic_load_n (&img->metadata_preallocation_checked,
                         __ATOMIC_ACQUIRE)) {
-    img->metadata_preallocated = detect_metadata_preallocation (img);
+    /* Not for a data file: its clusters are not refcounted. */
+    img->metadata_preallocated = !has_data_file (img) &&
+                                 detect_metadata_preallocation (img);
     __atomic_store_n (&img->metadata_preallocation_checked, true,
                       __ATOMIC_RELEASE);
   }

@@ -23,9 +23,18 @@
 #include "qcow2-format.h"
 #include "refcount.h"
 
+/* The data file first: its data is durable before any L2 entry that
+ * points at it, as with data in the image itself.
+ */
 int
 sync_file (struct zq_image *img)
 {
+  if (has_data_file (img) && fdatasync (img->data_fd) == -1) {
+    zq_error ("%s: fdatasync of the data file %s: %m", img->filename,
+              img->data_filename);
+    errno = EIO;
+    return -1;
+  }
   if (fdatasync (img->fd) == -1) {
     zq_error ("%s: fdatasync: %m", img->filename);
     errno = EIO;

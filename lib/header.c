@@ -94,7 +94,13 @@ parse_extensions (struct qcow2_header *h, const uint8_t *buf, size_t len,
       h->backing_format[n] = '\0';
       break;
     }
-    case QCOW2_EXT_DATA_FILE: h->has_data_file = true; break;
+    case QCOW2_EXT_DATA_FILE:
+      h->has_data_file = true;
+      free (h->data_file_name);
+      h->data_file_name = strndup ((const char *) buf + pos + 8, ext_len);
+      if (h->data_file_name == NULL)
+        REFUSE (ENOMEM, "out of memory reading the data file name");
+      break;
     case QCOW2_EXT_BITMAPS: h->has_bitmaps = true; break;
     case QCOW2_EXT_CRYPTO: h->has_crypto = true; break;
     case QCOW2_EXT_ZONED:
@@ -264,6 +270,8 @@ header_free (struct qcow2_header *h)
 {
   free (h->feature_names);
   h->feature_names = NULL;
+  free (h->data_file_name);
+  h->data_file_name = NULL;
   h->nr_feature_names = 0;
 }
 

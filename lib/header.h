@@ -47,6 +47,7 @@ struct qcow2_header {
   char backing_file[1024];
   char backing_format[32];
   bool has_data_file;
+  char *data_file_name;         /* the extension's name, NUL added */
   bool has_bitmaps;
   bool has_crypto;
   bool has_zoned;

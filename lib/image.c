@@ -26,7 +26,6 @@ static const struct {
   uint64_t bit;
   const char *name;
 } not_yet_supported[] = {
-  { QCOW2_INCOMPAT_DATA_FILE, "external data files (incompatible bit 2)" },
   { QCOW2_INCOMPAT_EXTL2,
     "extended L2 entries / subclusters (incompatible bit 4)" },
 };
@@ -67,9 +66,18 @@ check_features (struct zq_image *img)
       ((h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION) != 0))
     return refuse (img, EINVAL, "compression type %u does not match "
                    "incompatible bit 3 (corrupt image)", h->compression_type);
-  if (h->has_data_file)
+  if (h->has_data_file && !(h->incompatible_features &
+                             QCOW2_INCOMPAT_DATA_FILE))
     return refuse (img, EINVAL, "%s", "the external data file extension is "
                    "present but incompatible bit 2 is clear (corrupt image)");
+  /* qemu refuses to create either with a data file: snapshots would
+   * share data clusters that are not refcounted.
+   */
+  if ((h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE) &&
+      h->nb_snapshots > 0)
+    return refuse (img, ENOTSUP, "the image has an external data file and "
+                   "%" PRIu32 " internal snapshot(s); the two cannot be "
+                   "combined (qemu forbids it)", h->nb_snapshots);
 
   if (img->readonly)
     return 0;
@@ -166,29 +174,34 @@ setup_caches (struct zq_image *img, uint64_t l2_cache_bytes)
 }
 
 /* A writer that does not maintain what an autoclear bit guards must
- * clear the bit (bitmaps, data_file_raw: zqcow2 maintains neither yet).
+ * clear the bit.  zqcow2 does not maintain bitmaps; it keeps a raw data
+ * file raw (data_file_zero), so bit 1 stays on images with a data file.
  */
 static int
 clear_autoclear_bits (struct zq_image *img)
 {
-  uint8_t zeroes[8] = { 0 };
   uint32_t *bitmap_refs;
   uint64_t bitmap_clusters;
+  uint64_t keep = has_data_file (img) ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0;
+  uint64_t kept = img->header.autoclear_features & keep;
+  uint8_t field[8];
   int r;
 
-  if (img->header.version < 3 || img->header.autoclear_features == 0)
+  img->data_file_raw = kept != 0;
+  if (img->header.version < 3 || img->header.autoclear_features == kept)
     return 0;
+  store_be64 (field, kept);
   if (bitmaps_collect (img, &bitmap_refs, &bitmap_clusters) == -1)
     return -1;
-  if (full_pwrite (img->fd, zeroes, 8, QH_AUTOCLEAR_FEATURES) == -1 ||
+  if (full_pwrite (img->fd, field, 8, QH_AUTOCLEAR_FEATURES) == -1 ||
       sync_file (img) == -1) {
     free (bitmap_refs);
     return refuse (img, EIO, "clearing the autoclear feature bits: %s",
                    strerror (errno));
   }
   zq_debug ("%s: cleared autoclear feature bits 0x%" PRIx64,
-            img->filename, img->header.autoclear_features);
-  img->header.autoclear_features = 0;
+            img->filename, img->header.autoclear_features & ~kept);
+  img->header.autoclear_features = kept;
   r = bitmap_refs ? bitmaps_release (img, bitmap_refs, bitmap_clusters) : 0;
   free (bitmap_refs);
   return r;
@@ -268,6 +281,9 @@ free_image (struct zq_image *img)
   free (img->pending_frees);
   free (img->description);
   header_free (&img->header);
+  if (img->data_fd >= 0 && img->data_fd != img->fd)
+    close (img->data_fd);
+  free (img->data_filename);
   if (img->fd >= 0)
     close (img->fd);
   free (img->filename);
@@ -292,7 +308,7 @@ image_open (const struct zq_open_options *options,
   img = calloc (1, sizeof *img);
   if (img == NULL)
     return NULL;
-  img->fd = -1;
+  img->fd = img->data_fd = -1;
   img->readonly = options->readonly;
   img->filename = strdup (options->filename);
   if (img->filename == NULL)
@@ -314,6 +330,17 @@ image_open (const struct zq_open_options *options,
   }
   if (read_header (img, st.st_size) == -1 || check_features (img) == -1)
     goto fail;
+  if (img->header.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) {
+    if (data_file_open (img, options->data_file) == -1)
+      goto fail;
+  }
+  else if (options->data_file) {
+    refuse (img, EINVAL, "data-file=%s given, but the image has no external "
+            "data file (incompatible bit 2 is clear)", options->data_file);
+    goto fail;
+  }
+  else
+    img->data_fd = img->fd;
 
   img->cluster_bits = img->header.cluster_bits;
   img->cluster_size = UINT32_C (1) << img->cluster_bits;

@@ -45,6 +45,16 @@ struct zq_image {
   struct qcow2_header header;
   char *description;
 
+  /* Guest data lives in the external data file (incompatible bit 2) when
+   * there is one, at host offset == guest offset and not refcounted in
+   * the image; otherwise data_fd is fd.  data_file_raw: autoclear bit 1
+   * is kept set, so the data file must read as the guest's disk at every
+   * moment (zeroes written into it, not only zero flags).
+   */
+  char *data_filename;          /* NULL without a data file */
+  int data_fd;
+  bool data_file_raw;
+
   /* Geometry derived from the header. */
   unsigned cluster_bits;
   uint32_t cluster_size;
@@ -147,6 +157,19 @@ bool backing_reaches (const struct zq_image *img, uint64_t offset);
 /* Block status of the backing chain, as qcow2_block_status returns it. */
 int backing_block_status (struct zq_image *img, uint64_t count,
                           uint64_t offset, zq_extent_fn fn, void *opaque);
+
+static inline bool
+has_data_file (const struct zq_image *img)
+{
+  return img->data_filename != NULL;
+}
+
+/* data-file.c: opens the external data file named by the header
+ * extension (relative to the image's directory) or by `override`.
+ */
+int data_file_open (struct zq_image *img, const char *override);
+/* Makes guest [offset, offset + count) read as zeroes in a raw data file. */
+int data_file_zero (struct zq_image *img, uint64_t count, uint64_t offset);
 
 /* log.c */
 void zq_log (enum zq_log_level level, const char *fs, ...)

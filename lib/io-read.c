@@ -15,7 +15,7 @@ read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
 {
   switch (run->type) {
   case CLUSTER_NORMAL:
-    if (full_pread (img->fd, buf, run->bytes, run->host_offset) == -1) {
+    if (full_pread (img->data_fd, buf, run->bytes, run->host_offset) == -1) {
       zq_error ("%s: reading guest offset 0x%" PRIx64 " from host offset "
                 "0x%" PRIx64 ": %m", img->filename, guest_offset,
                 run->host_offset);
@@ -37,6 +37,13 @@ read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
      */
     const uint8_t *cluster;
 
+    if (has_data_file (img)) {
+      zq_error ("%s: guest offset 0x%" PRIx64 " is a compressed cluster, "
+                "which an image with an external data file cannot have "
+                "(corrupt image)", img->filename, guest_offset);
+      errno = EIO;
+      return -1;
+    }
     if (decompress_cluster (img, run->compressed_entry, guest_offset,
                             &cluster) == -1)
       return -1;

@@ -5,7 +5,9 @@
  * back to back as the request spans, and writes the untouched head and
  * tail of the first and last cluster (copy-on-write) together with the
  * data in one pwritev.  The L2 entries are updated only after the data is
- * written, so a crash never maps a cluster whose data is missing.
+ * written, so a crash never maps a cluster whose data is missing.  With
+ * an external data file the host cluster is the same offset of the data
+ * file: nothing is allocated or refcounted (data-file.c).
  *
  * A compressed cluster is never written in place: a write into one reads
  * its old content through read_run (decompressing it), writes a normal
@@ -60,7 +62,7 @@ old_content (struct zq_image *img, const struct map_run *run,
   }
   part = *run;
   part.bytes = len;
-  if (run->host_offset)
+  if (run->type == CLUSTER_NORMAL)
     part.host_offset = run->host_offset + offset - run_offset;
   if (read_run (img, &part, scratch, offset) == -1)
     return -1;
@@ -152,7 +154,15 @@ allocating_write (struct zq_image *img, const struct map_run *run,
   if (map_l2_for_update (img, offset, &table, &index) == -1)
     goto fail_unlock;
   reused = run->type == CLUSTER_ZERO_ALLOC && run->copied;
-  if (reused) {
+  if (has_data_file (img)) {
+    /* The data file's host offset is the guest offset, and its clusters
+     * are not refcounted: nothing to allocate, release or give back.
+     */
+    host = offset - in_cluster;
+    got = want;
+    reused = true;
+  }
+  else if (reused) {
     host = run->host_offset - in_cluster;
     got = want;
   }
@@ -176,7 +186,7 @@ allocating_write (struct zq_image *img, const struct map_run *run,
                    scratch + img->cluster_size, &iov[iovcnt++]) == -1)
     goto fail_free;
 
-  if (full_pwritev (img->fd, iov, iovcnt, host) == -1) {
+  if (full_pwritev (img->data_fd, iov, iovcnt, host) == -1) {
     int saved_errno = errno;
     zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
               PRIx64 ": %m", img->filename, offset, host + in_cluster);
@@ -221,7 +231,8 @@ write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
     pthread_mutex_unlock (&img->meta_lock);
 
     if (run.type == CLUSTER_NORMAL && run.copied) {
-      if (full_pwrite (img->fd, buf, run.bytes, run.host_offset) == -1) {
+      if (full_pwrite (img->data_fd, buf, run.bytes,
+                       run.host_offset) == -1) {
         int saved_errno = errno;
         zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset "
                   "0x%" PRIx64 ": %m", img->filename, offset,

@@ -130,6 +130,8 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
       new_entry = zeroed_entry (img, how, entry, type, host,
                                 backing_reaches (img, guest),
                                 &write_zeroes, &release);
+      if (has_data_file (img))
+        release = false;        /* data file clusters are not refcounted */
       if (write_zeroes) {
         if (dry_run) {
           pthread_mutex_unlock (&img->meta_lock);
@@ -277,6 +279,8 @@ qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
   }
   r = zero_partial (img, head, offset, false);
   if (r == 0)
+    r = data_file_zero (img, whole, whole_start);
+  if (r == 0)
     r = zero_clusters (img, whole, whole_start, how, false);
   if (r == 0)
     r = zero_partial (img, tail, offset + count - tail, false);
@@ -300,7 +304,9 @@ qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset)
 
   range_lock_acquire (&img->ranges, &range, whole_start,
                       whole_start + whole, true);
-  r = zero_clusters (img, whole, whole_start, ZERO_BY_TRIM, false);
+  r = data_file_zero (img, whole, whole_start);
+  if (r == 0)
+    r = zero_clusters (img, whole, whole_start, ZERO_BY_TRIM, false);
   range_lock_release (&img->ranges, &range);
   if (r == 0)
     release_if_many_pending (img);

@@ -36,6 +36,12 @@ map_decode_entry (struct zq_image *img, uint64_t guest_offset,
     *type = host ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
   else
     *type = host ? CLUSTER_NORMAL : CLUSTER_UNALLOCATED;
+  /* Host offset 0 is valid in a data file; as in qemu, OFLAG_COPIED
+   * (every data file cluster has it) tells it from unallocated.
+   */
+  if (*type == CLUSTER_UNALLOCATED && has_data_file (img) &&
+      (entry & QCOW2_OFLAG_COPIED))
+    *type = CLUSTER_NORMAL;
   *host_offset = host;
   return 0;
 }
@@ -99,7 +105,8 @@ map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
     if (map_decode_entry (img, cluster_floor (img, offset), first_entry,
                           &run->type, &host) == -1)
       return -1;
-    run->host_offset = host ? host + in_cluster : 0;
+    run->host_offset = host || run->type == CLUSTER_NORMAL
+                       ? host + in_cluster : 0;
     run->copied = (first_entry & QCOW2_OFLAG_COPIED) != 0;
     run->compressed_entry = run->type == CLUSTER_COMPRESSED ? first_entry : 0;
 
@@ -116,7 +123,8 @@ map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
         return -1;
       if (type != run->type ||
           ((entry & QCOW2_OFLAG_COPIED) != 0) != run->copied ||
-          (host && next_host != host + (n << img->cluster_bits)))
+          ((host || type == CLUSTER_NORMAL) &&
+           next_host != host + (n << img->cluster_bits)))
         break;
     }
   }

@@ -35,6 +35,10 @@ void zq_set_log_fn (zq_log_fn fn);
 
 struct zq_open_options {
   const char *filename;         /* the qcow2 image */
+  /* The external data file, overriding the name in the image; NULL: the
+   * image's own (relative to the image's directory).
+   */
+  const char *data_file;
   bool readonly;                /* never change a byte of any file */
   uint64_t l2_cache_bytes;      /* 0: cover the whole image, up to 32 MiB */
   /* Fault injection on zoned images: lists of zone numbers and ranges

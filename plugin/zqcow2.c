@@ -52,6 +52,7 @@
 
 /* Configuration, from the command line. */
 static char *filename;          /* file=, absolute */
+static char *data_file;         /* data-file=, absolute; NULL: the image's */
 static uint64_t l2_cache_bytes; /* l2-cache-size=, 0: the engine decides */
 static char *offline_zones;     /* offline-zones=LIST, fault injection */
 static char *readonly_zones;    /* readonly-zones=LIST, fault injection */
@@ -121,6 +122,12 @@ zqcow2_config (const char *key, const char *value)
     if (filename == NULL)
       return -1;
   }
+  else if (strcmp (key, "data-file") == 0) {
+    free (data_file);
+    data_file = nbdkit_absolute_path (value);
+    if (data_file == NULL)
+      return -1;
+  }
   else if (strcmp (key, "l2-cache-size") == 0) {
     int64_t size = nbdkit_parse_size (value);
 
@@ -177,6 +184,8 @@ zqcow2_config_complete (void)
   "[file=]FILE               (required) The qcow2 image to serve.\n" \
   "backing=FILE|none         Use FILE as the backing file instead of the\n" \
   "                          one the image names, or none at all.\n" \
+  "data-file=FILE            The image's external data file, instead of\n" \
+  "                          the one the image names.\n" \
   "l2-cache-size=SIZE        Memory for cached L2 tables (default: enough\n" \
   "                          for the whole image, up to 32M).\n" \
   "offline-zones=LIST        Zoned images: zones (e.g. 3,7-9) that fail\n" \
@@ -194,6 +203,7 @@ zqcow2_get_ready (void)
 {
   const struct zq_open_options options = {
     .filename = filename,
+    .data_file = data_file,
     .readonly = true,
     .l2_cache_bytes = l2_cache_bytes,
     .offline_zones = offline_zones,
@@ -223,6 +233,7 @@ zqcow2_open (int readonly)
   if (image == NULL) {
     const struct zq_open_options options = {
       .filename = filename,
+      .data_file = data_file,
       .readonly = readonly,
       .l2_cache_bytes = l2_cache_bytes,
       .offline_zones = offline_zones,
@@ -506,6 +517,8 @@ zqcow2_unload (void)
                   "client may be lost", filename);
   image = NULL;
   free (filename);
+  free (data_file);
+  data_file = NULL;
   free (offline_zones);
   free (readonly_zones);
   free (backing_file);
