@@ -27,8 +27,6 @@ static const struct {
   const char *name;
 } not_yet_supported[] = {
   { QCOW2_INCOMPAT_DATA_FILE, "external data files (incompatible bit 2)" },
-  { QCOW2_INCOMPAT_EXTL2,
-    "extended L2 entries / subclusters (incompatible bit 4)" },
 };
 
 /* Logs "FILE: message" and fails with err. */
@@ -70,12 +68,22 @@ check_features (struct zq_image *img)
   if (h->has_data_file)
     return refuse (img, EINVAL, "%s", "the external data file extension is "
                    "present but incompatible bit 2 is clear (corrupt image)");
+  if ((h->incompatible_features & QCOW2_INCOMPAT_EXTL2) &&
+      h->cluster_bits < QCOW2_MIN_EXTL2_CLUSTER_BITS)
+    return refuse (img, EINVAL, "extended L2 entries (incompatible bit 4) "
+                   "with cluster_bits %" PRIu32 ": subclusters would be "
+                   "smaller than 512 bytes (corrupt image)", h->cluster_bits);
   if (h->backing_file_offset != 0)
     return refuse (img, ENOTSUP, "%s", "the image has a backing file, which "
                    "zqcow2 does not support yet");
 
   if (img->readonly)
     return 0;
+
+  if (h->incompatible_features & QCOW2_INCOMPAT_EXTL2)
+    return refuse (img, EROFS, "%s", "the image uses extended L2 entries "
+                   "(incompatible bit 4), which zqcow2 can only serve "
+                   "read-only (nbdkit -r) for now");
 
   if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
     return refuse (img, EROFS, "%s", "the image is marked corrupt "
@@ -306,7 +314,15 @@ zq_open (const struct zq_open_options *options)
 
   img->cluster_bits = img->header.cluster_bits;
   img->cluster_size = UINT32_C (1) << img->cluster_bits;
-  img->l2_bits = img->cluster_bits - 3;
+  /* An extended L2 entry is 16 bytes: the descriptor, then the
+   * subcluster bitmap (subcluster.c).
+   */
+  img->extended_l2 =
+    (img->header.incompatible_features & QCOW2_INCOMPAT_EXTL2) != 0;
+  img->l2_entry_bytes = img->extended_l2 ? 16 : 8;
+  img->l2_bits = img->cluster_bits - (img->extended_l2 ? 4 : 3);
+  img->subcluster_bits = img->cluster_bits -
+                         (img->extended_l2 ? QCOW2_SUBCLUSTER_ORDER : 0);
   img->virtual_size = img->header.size;
   img->refcount_order = img->header.refcount_order;
   img->refblock_bits = img->cluster_bits + 3 - img->refcount_order;
