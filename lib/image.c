@@ -80,11 +80,6 @@ check_features (struct zq_image *img)
   if (img->readonly)
     return 0;
 
-  if (h->incompatible_features & QCOW2_INCOMPAT_EXTL2)
-    return refuse (img, EROFS, "%s", "the image uses extended L2 entries "
-                   "(incompatible bit 4), which zqcow2 can only serve "
-                   "read-only (nbdkit -r) for now");
-
   if (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
     return refuse (img, EROFS, "%s", "the image is marked corrupt "
                    "(incompatible bit 1); it can only be opened read-only "
