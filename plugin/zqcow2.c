@@ -46,8 +46,9 @@
  * list for --dump-plugin.  lazy_refcounts: images with the bit are
  * served, a dirty one is repaired on a read-write open (lib/repair.c);
  * the engine itself keeps refcounts current and never sets the dirty bit.
+ * extended_l2: subclusters, read and written (lib/subcluster.c).
  */
-#define BUILT_IN_FEATURES "lazy_refcounts"
+#define BUILT_IN_FEATURES "lazy_refcounts,extended_l2"
 
 /* Configuration, from the command line. */
 static char *filename;          /* file=, absolute */

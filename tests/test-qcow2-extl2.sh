@@ -129,6 +129,27 @@ qemu-io -f qcow2 -r -c 'read -P 0x78 4096 2048' -c 'read -P 0 6144 4196' \
     -c 'read -P 0x79 10340 100' -c 'read -P 0 10440 1848' one.qcow2 \
     >/dev/null || bad "subclusters: qemu reads other bytes"
 
+# Writes, zeroes and trims through the plugin over an internal snapshot:
+# the active layer changes, the snapshot keeps its bytes.
+qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=64k snap.qcow2 4M
+qemu-io -f qcow2 -c 'write -P 1 2k 6k' -c 'write -z 64k 4k' \
+    -c 'write -P 2 128k 64k' snap.qcow2 >/dev/null
+qemu-img convert -O raw snap.qcow2 snap.before
+qemu-img snapshot -c first snap.qcow2
+zq_nbdkit -- file=snap.qcow2 \
+    --run "qemu-io -f raw \"\$uri\" -c 'write -P 3 3k 1k' \
+             -c 'write -P 4 66k 2k' -c 'write -z 130k 4k' \
+             -c 'discard 128k 64k' -c 'write -P 5 3000k 100' >/dev/null" ||
+    bad "snapshot: writing through the plugin failed"
+check_clean snap snap.qcow2
+qemu-io -f qcow2 -r -c 'read -P 1 2k 1k' -c 'read -P 3 3k 1k' \
+    -c 'read -P 1 4k 4k' -c 'read -P 4 66k 2k' -c 'read -P 0 128k 64k' \
+    -c 'read -P 5 3000k 100' snap.qcow2 | grep -q 'Pattern verification failed' &&
+    bad "snapshot: the active layer reads other bytes"
+qemu-img snapshot -a first snap.qcow2
+qemu-img convert -O raw snap.qcow2 snap.after
+cmp snap.before snap.after || bad "snapshot: the snapshot changed"
+
 # Seeded workloads mirrored to a raw reference.
 for run in "64k 65536 1 1200 11" "32k 32768 2 1200 12" "2M 2097152 4 800 13"; do
     read -r cs csb conns ops seed <<<"$run"
@@ -145,5 +166,8 @@ for run in "64k 65536 1 1200 11" "32k 32768 2 1200 12" "2M 2097152 4 800 13"; do
         bad "$name: image and reference differ"
     rm -f "$name".*
 done
+
+nbdkit --dump-plugin "$PLUGIN" | grep -q '^zqcow2_features=.*extended_l2' ||
+    bad "--dump-plugin does not list extended_l2"
 
 [ $failures -eq 0 ] || fail "$failures failure(s)"
