@@ -18,7 +18,8 @@ bad ()
     failures=$(( failures + 1 ))
 }
 
-# check_clean NAME IMG: qemu-img check finds no errors and no leaks.
+# check_clean NAME IMG: qemu-img check finds no errors and no leaks, and
+# zqcow2-img check (when built) says the same.
 check_clean ()
 {
     if ! qemu-img check "$2" >"$1.check" 2>&1 ||
@@ -26,6 +27,12 @@ check_clean ()
        grep -qi 'leak' "$1.check"; then
         cat "$1.check" >&2
         bad "$1: qemu-img check is not clean"
+    fi
+    if [ -x "${ZQCOW2_IMG:-}" ]; then
+        "$ZQCOW2_IMG" check "$2" >"$1.zqcheck" 2>&1 ||
+            bad "$1: zqcow2-img check failed"
+        diff -u "$1.check" "$1.zqcheck" >&2 ||
+            bad "$1: zqcow2-img check and qemu-img check disagree"
     fi
 }
 
@@ -57,6 +64,7 @@ for cs in 32k 64k 2M; do
         "$img" $(( 16 * bytes ))
     fill "$img" "$bytes"
     qemu-img convert -f qcow2 -O raw "$img" "$name.raw"
+    check_clean "$name" "$img"
 
     # Reads.
     zq_nbdkit -r -- file="$img" --run 'nbdcopy "$uri" '"$name.out" ||
