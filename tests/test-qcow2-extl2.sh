@@ -114,6 +114,24 @@ for cs in 32k 64k 2M; do
     rm -f "$name".*
 done
 
+# Preallocated images: every subcluster starts allocated (qemu looks
+# into the file's holes for preallocation=metadata).
+for prealloc in metadata falloc full; do
+    name="prealloc-$prealloc"
+    qemu-img create -q -f qcow2 \
+        -o "extended_l2=on,cluster_size=64k,preallocation=$prealloc" \
+        "$name.qcow2" 8M
+    qemu-io -f qcow2 -c 'write -P 1 2k 2k' -c 'write -z 64k 4k' \
+        -c 'discard 1M 64k' -c 'write -z 2M 64k' "$name.qcow2" >/dev/null
+    qemu_map "$name.qcow2" | map_canon >"$name.qemu.map"
+    plugin_map "$name.qcow2" | map_canon >"$name.plugin.map"
+    if ! map_compare "$name.qemu.map" "$name.plugin.map" >"$name.diff"; then
+        cat "$name.diff" >&2
+        bad "$name: block status differs from qemu-nbd"
+    fi
+    rm -f "$name".*
+done
+
 # A 2 KiB write at a subcluster boundary of a fresh 64 KiB cluster
 # allocates that subcluster alone: qemu sees the other 31 unallocated;
 # a 100-byte write into a further subcluster allocates that one too,
@@ -159,13 +177,15 @@ qemu-img convert -O raw snap.qcow2 snap.after
 cmp snap.before snap.after || bad "snapshot: the snapshot changed"
 
 # Seeded workloads mirrored to a raw reference.
-for run in "64k 65536 1 1200 11" "32k 32768 2 1200 12" "2M 2097152 4 800 13"; do
-    read -r cs csb conns ops seed <<<"$run"
-    name="workload-$cs"
+# The last: an L2 cache of one 32 KiB table for two (each covers 64 MiB).
+for run in "64k 65536 1 1200 11" "32k 32768 2 1200 12" "2M 2097152 4 800 13" \
+           "32k 32768 4 1200 14 l2-cache-size=32k"; do
+    read -r cs csb conns ops seed params <<<"$run"
+    name="workload-$cs-$seed"
     qemu-img create -q -f qcow2 -o "extended_l2=on,cluster_size=$cs" \
         "$name.qcow2" 128M
     truncate -s 128M "$name.raw"
-    zq_nbdkit -- file="$name.qcow2" \
+    zq_nbdkit -- file="$name.qcow2" $params \
         --run "zq-workload --seed $seed --ops $ops --connections $conns \
                  --reference $name.raw --cluster-size $csb \"\$uri\"" ||
         bad "$name: the workload failed"
