@@ -237,7 +237,7 @@ qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
                       cluster_ceil (img, offset + count), true);
   if (img->extended_l2) {
     r = 0;
-    if (flags & ZQ_FAST_ZERO &&
+    if ((flags & ZQ_FAST_ZERO) &&
         (r = subcluster_zero (img, count, offset, false, true)) == 1) {
       errno = ENOTSUP;
       r = -1;
