@@ -19,17 +19,6 @@
 #define DEFAULT_L2_CACHE_MAX (UINT64_C (32) << 20)
 #define REFBLOCK_CACHE_MAX (UINT64_C (4) << 20)
 
-/* Features that are valid qcow2 but that this version cannot serve yet,
- * each with the name a user knows it by.
- */
-static const struct {
-  uint64_t bit;
-  const char *name;
-} not_yet_supported[] = {
-  { QCOW2_INCOMPAT_EXTL2,
-    "extended L2 entries / subclusters (incompatible bit 4)" },
-};
-
 /* Logs "FILE: message" and fails with err. */
 #define refuse(img, err, ...) zq_refuse ((img)->filename, (err), __VA_ARGS__)
 
@@ -40,12 +29,6 @@ check_features (struct zq_image *img)
   const struct qcow2_header *h = &img->header;
   uint64_t unknown;
   char names[512];
-  size_t i;
-
-  for (i = 0; i < sizeof not_yet_supported / sizeof not_yet_supported[0]; i++)
-    if (h->incompatible_features & not_yet_supported[i].bit)
-      return refuse (img, ENOTSUP, "the image uses %s, which zqcow2 does "
-                     "not support yet", not_yet_supported[i].name);
 
   unknown = h->incompatible_features & ~(ZQ_KNOWN_INCOMPATIBLE |
                                          QCOW2_INCOMPAT_DATA_FILE |
@@ -78,6 +61,25 @@ check_features (struct zq_image *img)
     return refuse (img, ENOTSUP, "the image has an external data file and "
                    "%" PRIu32 " internal snapshot(s); the two cannot be "
                    "combined (qemu forbids it)", h->nb_snapshots);
+  if ((h->incompatible_features & QCOW2_INCOMPAT_EXTL2) &&
+      h->cluster_bits < QCOW2_MIN_EXTL2_CLUSTER_BITS)
+    return refuse (img, EINVAL, "extended L2 entries (incompatible bit 4) "
+                   "with cluster_bits %" PRIu32 ": subclusters would be "
+                   "smaller than 512 bytes (corrupt image)", h->cluster_bits);
+  /* The subcluster code takes an unallocated subcluster to read as
+   * zeroes and its data to live in the image file: not yet true with a
+   * backing file or an external data file.
+   */
+  if ((h->incompatible_features & QCOW2_INCOMPAT_EXTL2) &&
+      h->backing_file_offset != 0)
+    return refuse (img, ENOTSUP, "%s", "extended L2 entries (incompatible "
+                   "bit 4) together with a backing file are not supported "
+                   "yet");
+  if ((h->incompatible_features & QCOW2_INCOMPAT_EXTL2) &&
+      (h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE))
+    return refuse (img, ENOTSUP, "%s", "extended L2 entries (incompatible "
+                   "bit 4) together with an external data file are not "
+                   "supported yet");
 
   if (img->readonly)
     return 0;
@@ -344,7 +346,15 @@ image_open (const struct zq_open_options *options,
 
   img->cluster_bits = img->header.cluster_bits;
   img->cluster_size = UINT32_C (1) << img->cluster_bits;
-  img->l2_bits = img->cluster_bits - 3;
+  /* An extended L2 entry is 16 bytes: the descriptor, then the
+   * subcluster bitmap (subcluster.c).
+   */
+  img->extended_l2 =
+    (img->header.incompatible_features & QCOW2_INCOMPAT_EXTL2) != 0;
+  img->l2_entry_bytes = img->extended_l2 ? 16 : 8;
+  img->l2_bits = img->cluster_bits - (img->extended_l2 ? 4 : 3);
+  img->subcluster_bits = img->cluster_bits -
+                         (img->extended_l2 ? QCOW2_SUBCLUSTER_ORDER : 0);
   img->virtual_size = img->header.size;
   img->refcount_order = img->header.refcount_order;
   img->refblock_bits = img->cluster_bits + 3 - img->refcount_order;

@@ -59,6 +59,9 @@ struct zq_image {
   unsigned cluster_bits;
   uint32_t cluster_size;
   unsigned l2_bits;             /* log2 of L2 entries per table */
+  bool extended_l2;             /* incompatible bit 4: subclusters */
+  unsigned l2_entry_bytes;      /* 8, or 16 with extended L2 entries */
+  unsigned subcluster_bits;     /* log2 of the subcluster size */
   uint64_t virtual_size;
 
   range_lock_t ranges;          /* guest clusters in use by requests */

@@ -26,6 +26,7 @@
 #include "internal.h"
 #include "l2-map.h"
 #include "refcount.h"
+#include "subcluster.h"
 #include "thread-slot.h"
 
 /* Two clusters of the largest size, for the head and the tail of a write:
@@ -242,7 +243,9 @@ write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
       }
       written = run.bytes;
     }
-    else if ((written = allocating_write (img, &run, buf, offset)) == -1)
+    else if ((written = img->extended_l2 ?
+              subcluster_write (img, &run, buf, offset) :
+              allocating_write (img, &run, buf, offset)) == -1)
       return -1;
 
     buf += written;

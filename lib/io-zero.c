@@ -15,6 +15,7 @@
 #include "be.h"
 #include "internal.h"
 #include "l2-map.h"
+#include "subcluster.h"
 
 /* Release freed clusters once this many wait for a flush, so that a
  * client that trims without flushing does not grow the file forever.
@@ -264,6 +265,17 @@ qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
 
   range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
                       cluster_ceil (img, offset + count), true);
+  if (img->extended_l2) {
+    r = 0;
+    if ((flags & ZQ_FAST_ZERO) &&
+        (r = subcluster_zero (img, count, offset, false, true)) == 1) {
+      errno = ENOTSUP;
+      r = -1;
+    }
+    if (r == 0)
+      r = subcluster_zero (img, count, offset, flags & ZQ_MAY_TRIM, false);
+    goto out;
+  }
   if (flags & ZQ_FAST_ZERO) {
     r = zero_partial (img, head, offset, true);
     if (r == 0)
@@ -305,7 +317,9 @@ qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset)
   range_lock_acquire (&img->ranges, &range, whole_start,
                       whole_start + whole, true);
   r = data_file_zero (img, whole, whole_start);
-  if (r == 0)
+  if (r == 0 && img->extended_l2)
+    r = subcluster_trim (img, whole, whole_start);
+  else if (r == 0)
     r = zero_clusters (img, whole, whole_start, ZERO_BY_TRIM, false);
   range_lock_release (&img->ranges, &range);
   if (r == 0)

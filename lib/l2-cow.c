@@ -79,10 +79,10 @@ l2_copy_on_write (struct zq_image *img, uint64_t l1_index,
    * > 1), so no entry may carry OFLAG_COPIED; a stray one would let a
    * write go in place into the snapshot's data.
    */
-  for (i = 0; i < img->cluster_size / 8; i++) {
-    uint64_t entry = load_be64 (copy + i * 8);
+  for (i = 0; i < img->cluster_size; i += img->l2_entry_bytes) {
+    uint64_t entry = load_be64 (copy + i);
     if (!(entry & QCOW2_OFLAG_COMPRESSED) && (entry & QCOW2_OFLAG_COPIED))
-      store_be64 (copy + i * 8, entry & ~QCOW2_OFLAG_COPIED);
+      store_be64 (copy + i, entry & ~QCOW2_OFLAG_COPIED);
   }
   if (refcount_alloc (img, 1, &new_offset, &got) == -1)
     goto fail;

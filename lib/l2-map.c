@@ -9,6 +9,7 @@
 #include "l2-cow.h"
 #include "l2-map.h"
 #include "refcount.h"
+#include "subcluster.h"
 
 int
 map_decode_entry (struct zq_image *img, uint64_t guest_offset,
@@ -87,6 +88,8 @@ map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
   uint64_t first_entry, host;
   uint8_t *table;
 
+  if (img->extended_l2)
+    return subcluster_lookup (img, offset, max_bytes, run);
   if (l1_entry_offset (img, offset, &l2_offset, &l1_index) == -1)
     return -1;
 

@@ -59,6 +59,13 @@
 #define QCOW2_OFLAG_COMPRESSED (1ull << 62)
 #define QCOW2_OFLAG_ZERO       (1ull << 0)
 #define QCOW2_L1E_OFFSET_MASK  0x00fffffffffffe00ull
+/* Extended L2 entries: 32 subclusters a cluster; the second word of an
+ * entry has bit n for "subcluster n allocated" and bit 32 + n for
+ * "subcluster n reads as zeroes".
+ */
+#define QCOW2_SUBCLUSTER_ORDER 5
+#define QCOW2_SUBCLUSTERS      32
+#define QCOW2_MIN_EXTL2_CLUSTER_BITS 14
 #define QCOW2_L2E_OFFSET_MASK  0x00fffffffffffe00ull
 /* Bits an L1 entry must not have set, besides the offset and COPIED. */
 #define QCOW2_L1E_RESERVED     0x7f000000000001ffull

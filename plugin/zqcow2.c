@@ -47,8 +47,9 @@
  * served, a dirty one is repaired on a read-write open (lib/repair.c);
  * the engine itself keeps refcounts current and never sets the dirty bit.
  * backing: qcow2 and raw backing files, chains of any depth.
+ * extended_l2: subclusters, read and written (lib/subcluster.c).
  */
-#define BUILT_IN_FEATURES "lazy_refcounts,backing"
+#define BUILT_IN_FEATURES "lazy_refcounts,backing,extended_l2"
 
 /* Configuration, from the command line. */
 static char *filename;          /* file=, absolute */

@@ -1,0 +1,471 @@
+/* Extended L2 entries: subclusters.
+ *
+ * With incompatible bit 4 an L2 entry is 16 bytes: the usual descriptor
+ * (whose zero flag, bit 0, is unused) and a bitmap where bit n says that
+ * subcluster n is allocated (its data is in the host cluster at the same
+ * offset) and bit 32 + n that it reads as zeroes.  A subcluster with
+ * neither bit is unallocated and reads as zeroes (there is no backing file
+ * yet).  A compressed cluster is one unit; its bitmap is 0.
+ *
+ * Writes allocate only the subclusters they touch: a cluster without a
+ * host cluster gets one, but the copy-on-write covers only the partial
+ * subclusters at the edges of the write; the other subclusters stay
+ * unallocated.  A host cluster shared with a snapshot, or compressed data,
+ * is still copied whole, with its bitmap.
+ *
+ * Write-zeroes sets zero bits for whole subclusters and writes zeroes into
+ * partial ones; whole clusters are handled as without subclusters (all 32
+ * zero bits, the host cluster kept or, with may_trim, released).  Trim
+ * works on whole clusters only, as for other images: entry and bitmap 0.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "be.h"
+#include "internal.h"
+#include "l2-map.h"
+#include "refcount.h"
+#include "subcluster.h"
+
+#define ALL_SUBCLUSTERS UINT64_C (0xffffffff)
+
+/* One extended L2 entry, decoded. */
+struct ext_entry {
+  uint64_t entry;
+  uint64_t bitmap;
+  uint64_t host;                /* host cluster, 0 if none */
+  bool compressed;
+  bool copied;
+};
+
+static int
+load_entry (struct zq_image *img, const uint8_t *table, uint64_t index,
+            uint64_t guest_cluster, struct ext_entry *e)
+{
+  enum cluster_type type;
+
+  e->entry = load_be64 (table + index * 16);
+  e->bitmap = load_be64 (table + index * 16 + 8);
+  if (map_decode_entry (img, guest_cluster, e->entry & ~QCOW2_OFLAG_ZERO,
+                        &type, &e->host) == -1)
+    return -1;
+  e->compressed = type == CLUSTER_COMPRESSED;
+  e->copied = (e->entry & QCOW2_OFLAG_COPIED) != 0;
+  return 0;
+}
+
+static void
+store_entry (uint8_t *table, uint64_t index, uint64_t entry, uint64_t bitmap)
+{
+  store_be64 (table + index * 16, entry);
+  store_be64 (table + index * 16 + 8, bitmap);
+}
+
+/* Subclusters first..last (inclusive) as bitmap bits. */
+static uint64_t
+subcluster_mask (unsigned first, unsigned last)
+{
+  return (ALL_SUBCLUSTERS >> (31 - last + first)) << first;
+}
+
+static int
+subcluster_type (struct zq_image *img, uint64_t guest_cluster,
+                 const struct ext_entry *e, unsigned sc,
+                 enum cluster_type *type)
+{
+  bool allocated = (e->bitmap >> sc) & 1;
+  bool zero = (e->bitmap >> (32 + sc)) & 1;
+
+  if (allocated && (zero || e->host == 0)) {
+    zq_error ("%s: guest offset 0x%" PRIx64 ": subcluster %u has an "
+              "invalid allocation bitmap 0x%016" PRIx64 " (host cluster "
+              "0x%" PRIx64 ", corrupt image)", img->filename,
+              guest_cluster, sc, e->bitmap, e->host);
+    errno = EIO;
+    return -1;
+  }
+  if (allocated)
+    *type = CLUSTER_NORMAL;
+  else if (zero)
+    *type = e->host ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
+  else
+    *type = CLUSTER_UNALLOCATED;
+  return 0;
+}
+
+int
+subcluster_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
+                   struct map_run *run)
+{
+  uint64_t entries = UINT64_C (1) << img->l2_bits, index, bytes = 0;
+  uint64_t guest = offset;
+  uint8_t *table;
+
+  if (map_l2_existing (img, offset, &table, &index) == -1)
+    return -1;
+  run->type = CLUSTER_UNALLOCATED;
+  run->host_offset = 0;
+  run->copied = false;
+  run->compressed_entry = 0;
+  if (table == NULL) {
+    bytes = ((entries - index) << img->cluster_bits) -
+            offset_into_cluster (img, offset);
+    goto done;
+  }
+
+  for (; bytes < max_bytes && index < entries; index++) {
+    uint64_t cluster = cluster_floor (img, guest);
+    struct ext_entry e;
+    unsigned sc;
+
+    if (load_entry (img, table, index, cluster, &e) == -1)
+      return -1;
+    if (e.compressed) {
+      /* Compressed clusters are handled one at a time. */
+      if (bytes == 0) {
+        run->type = CLUSTER_COMPRESSED;
+        run->compressed_entry = e.entry;
+        bytes = cluster + img->cluster_size - guest;
+      }
+      goto done;
+    }
+    for (sc = (guest - cluster) >> img->subcluster_bits;
+         sc < QCOW2_SUBCLUSTERS && bytes < max_bytes; sc++) {
+      uint64_t sc_end = cluster + ((uint64_t) (sc + 1) << img->subcluster_bits);
+      enum cluster_type type;
+      uint64_t host;
+
+      if (subcluster_type (img, cluster, &e, sc, &type) == -1)
+        return -1;
+      host = type == CLUSTER_NORMAL ? e.host + (guest - cluster) : 0;
+      if (bytes == 0) {
+        run->type = type;
+        run->host_offset = host;
+        run->copied = type == CLUSTER_NORMAL && e.copied;
+      }
+      else if (type != run->type ||
+               (type == CLUSTER_NORMAL &&
+                (host != run->host_offset + bytes || e.copied != run->copied)))
+        goto done;
+      bytes += sc_end - guest;
+      guest = sc_end;
+    }
+  }
+
+ done:
+  run->bytes = bytes < max_bytes ? bytes : max_bytes;
+  return 0;
+}
+
+/* Reads guest bytes inside clusters the caller has range-locked. */
+static int
+read_locked (struct zq_image *img, uint8_t *buf, uint64_t count,
+             uint64_t offset)
+{
+  while (count > 0) {
+    struct map_run run;
+    int r;
+
+    pthread_mutex_lock (&img->meta_lock);
+    r = map_lookup (img, offset, count, &run);
+    pthread_mutex_unlock (&img->meta_lock);
+    if (r == -1 || read_run (img, &run, buf, offset) == -1)
+      return -1;
+    buf += run.bytes;
+    offset += run.bytes;
+    count -= run.bytes;
+  }
+  return 0;
+}
+
+int64_t
+subcluster_write (struct zq_image *img, const struct map_run *run,
+                  const uint8_t *buf, uint64_t offset)
+{
+  uint64_t cs = img->cluster_size, cluster = cluster_floor (img, offset);
+  uint64_t start = offset - cluster, len = run->bytes, end;
+  uint64_t index, host = 0, got, from, to, old_alloc, touched, new_alloc;
+  unsigned first, last;
+  struct ext_entry old;
+  uint8_t *table, *data = NULL;
+  bool fresh = false, had_data;
+
+  if (len > cs - start)
+    len = cs - start;
+  end = start + len;
+  first = start >> img->subcluster_bits;
+  last = (end - 1) >> img->subcluster_bits;
+  touched = subcluster_mask (first, last);
+
+  pthread_mutex_lock (&img->meta_lock);
+  if (map_l2_for_update (img, offset, &table, &index) == -1 ||
+      load_entry (img, table, index, cluster, &old) == -1)
+    goto fail_unlock;
+  had_data = old.compressed || old.host != 0;
+  /* Written in place only into a host cluster of its own. */
+  fresh = old.compressed || old.host == 0 || !old.copied;
+  old_alloc = old.compressed ? ALL_SUBCLUSTERS : old.bitmap & ALL_SUBCLUSTERS;
+  if (fresh && refcount_alloc (img, 1, &host, &got) == -1) {
+    fresh = false;
+    goto fail_unlock;
+  }
+  if (!fresh)
+    host = old.host;
+  pthread_mutex_unlock (&img->meta_lock);
+
+  /* The host bytes to write: the touched subclusters whole, with what
+   * they read as before around the new data; only the old data of a
+   * shared or compressed cluster is copied whole.  An allocated
+   * subcluster written in place needs no copy.
+   */
+  if (fresh && had_data) {
+    from = 0;
+    to = cs;
+  }
+  else {
+    from = !fresh && ((old_alloc >> first) & 1) ?
+           start : (uint64_t) first << img->subcluster_bits;
+    to = !fresh && ((old_alloc >> last) & 1) ?
+         end : (uint64_t) (last + 1) << img->subcluster_bits;
+  }
+  data = malloc (to - from);
+  if (data == NULL)
+    goto fail;
+  if ((start > from &&
+       read_locked (img, data, start - from, cluster + from) == -1) ||
+      (to > end &&
+       read_locked (img, data + end - from, to - end, cluster + end) == -1))
+    goto fail;
+  memcpy (data + start - from, buf, len);
+  if (full_pwrite (img->fd, data, to - from, host + from) == -1) {
+    int saved_errno = errno;
+    zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
+              PRIx64 ": %m", img->filename, cluster + from, host + from);
+    errno = saved_errno == ENOSPC ? ENOSPC : EIO;
+    goto fail;
+  }
+  free (data);
+  data = NULL;
+
+  /* The entry only once its data is written.  The range lock keeps
+   * other requests off this entry; the table may have moved.
+   */
+  pthread_mutex_lock (&img->meta_lock);
+  if (map_l2_for_update (img, offset, &table, &index) == -1)
+    goto fail_unlock;
+  new_alloc = old_alloc | touched;
+  store_entry (table, index, host | QCOW2_OFLAG_COPIED,
+               new_alloc | ((old.bitmap >> 32) & ~new_alloc) << 32);
+  metacache_mark_dirty (img->l2_cache, table);
+  img->unsynced_writes = true;
+  if (fresh && old.compressed)
+    queue_free_compressed (img, old.entry);
+  else if (fresh && old.host != 0)
+    queue_free (img, old.host, 1);
+  pthread_mutex_unlock (&img->meta_lock);
+  return len;
+
+ fail:
+  pthread_mutex_lock (&img->meta_lock);
+ fail_unlock:
+  if (fresh) {
+    /* Nothing points at the new cluster yet: give it back at once. */
+    int saved_errno = errno;
+    refcount_update (img, host >> img->cluster_bits, -1);
+    errno = saved_errno;
+  }
+  pthread_mutex_unlock (&img->meta_lock);
+  free (data);
+  return -1;
+}
+
+enum whole_how { WHOLE_TRIM, WHOLE_ZERO, WHOLE_ZERO_MAY_TRIM };
+
+/* Trims or zeroes one whole cluster through its entry. */
+static int
+whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
+{
+  uint64_t index, new_entry, new_bitmap;
+  struct ext_entry old;
+  uint8_t *table;
+  bool release;
+
+  pthread_mutex_lock (&img->meta_lock);
+  if (map_l2_existing_for_update (img, cluster, &table, &index) == -1)
+    goto fail_unlock;
+  if (table == NULL) {          /* unallocated: reads as zeroes already */
+    pthread_mutex_unlock (&img->meta_lock);
+    return 0;
+  }
+  if (load_entry (img, table, index, cluster, &old) == -1)
+    goto fail_unlock;
+  if (how == WHOLE_ZERO && old.host != 0 && old.copied && !old.compressed) {
+    new_entry = old.host | QCOW2_OFLAG_COPIED;
+    release = false;
+  }
+  else {
+    new_entry = 0;
+    release = old.compressed || old.host != 0;
+  }
+  new_bitmap = how == WHOLE_TRIM ? 0 : ALL_SUBCLUSTERS << 32;
+  if (new_entry != old.entry || new_bitmap != old.bitmap) {
+    store_entry (table, index, new_entry, new_bitmap);
+    metacache_mark_dirty (img->l2_cache, table);
+    img->unsynced_writes = true;
+    if (release && old.compressed)
+      queue_free_compressed (img, old.entry);
+    else if (release)
+      queue_free (img, old.host, 1);
+  }
+  pthread_mutex_unlock (&img->meta_lock);
+  return 0;
+
+ fail_unlock:
+  pthread_mutex_unlock (&img->meta_lock);
+  return -1;
+}
+
+static bool
+reads_as_zero (enum cluster_type type)
+{
+  return type == CLUSTER_UNALLOCATED || type == CLUSTER_ZERO_PLAIN ||
+         type == CLUSTER_ZERO_ALLOC;
+}
+
+/* Writes zeroes over part of a subcluster (or more), unless it reads as
+ * zeroes already.
+ */
+static int
+zero_bytes (struct zq_image *img, uint64_t count, uint64_t offset,
+            bool dry_run)
+{
+  uint64_t pos = offset, left = count;
+
+  while (left > 0) {
+    struct map_run run;
+    int r;
+
+    pthread_mutex_lock (&img->meta_lock);
+    r = map_lookup (img, pos, left, &run);
+    pthread_mutex_unlock (&img->meta_lock);
+    if (r == -1)
+      return -1;
+    if (!reads_as_zero (run.type))
+      return dry_run ? 1 : write_locked (img, zq_zero_cluster, count, offset);
+    pos += run.bytes;
+    left -= run.bytes;
+  }
+  return 0;
+}
+
+/* Sets the zero bits of whole subclusters first..last of one cluster. */
+static int
+zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
+                  unsigned last, bool dry_run)
+{
+  uint64_t mask = subcluster_mask (first, last), index, new_bitmap;
+  struct ext_entry old;
+  uint8_t *table;
+
+  pthread_mutex_lock (&img->meta_lock);
+  if ((dry_run ? map_l2_existing (img, cluster, &table, &index)
+       : map_l2_existing_for_update (img, cluster, &table, &index)) == -1)
+    goto fail_unlock;
+  if (table == NULL) {
+    pthread_mutex_unlock (&img->meta_lock);
+    return 0;
+  }
+  if (load_entry (img, table, index, cluster, &old) == -1)
+    goto fail_unlock;
+  if (old.compressed) {
+    /* A compressed cluster has no subclusters: write the zeroes. */
+    pthread_mutex_unlock (&img->meta_lock);
+    if (dry_run)
+      return 1;
+    return write_locked (img, zq_zero_cluster,
+                         (uint64_t) (last - first + 1) << img->subcluster_bits,
+                         cluster + ((uint64_t) first << img->subcluster_bits));
+  }
+  new_bitmap = (old.bitmap & ~mask) | (mask << 32);
+  if (!dry_run && new_bitmap != old.bitmap) {
+    store_entry (table, index, old.entry, new_bitmap);
+    metacache_mark_dirty (img->l2_cache, table);
+    img->unsynced_writes = true;
+  }
+  pthread_mutex_unlock (&img->meta_lock);
+  return 0;
+
+ fail_unlock:
+  pthread_mutex_unlock (&img->meta_lock);
+  return -1;
+}
+
+/* Write-zeroes of [start, end) inside one cluster, not all of it. */
+static int
+zero_in_cluster (struct zq_image *img, uint64_t cluster, uint64_t start,
+                 uint64_t end, bool to_image_end, bool dry_run)
+{
+  uint64_t sc = UINT64_C (1) << img->subcluster_bits;
+  uint64_t first_whole = (start + sc - 1) & ~(sc - 1);
+  /* The last subcluster of the image is whole once the range reaches the
+   * end of the image.
+   */
+  uint64_t last_whole = to_image_end ? (end + sc - 1) & ~(sc - 1)
+                                     : end & ~(sc - 1);
+  int r;
+
+  if (first_whole >= last_whole)
+    return zero_bytes (img, end - start, cluster + start, dry_run);
+  r = zero_bytes (img, first_whole - start, cluster + start, dry_run);
+  if (r == 0 && end > last_whole)
+    r = zero_bytes (img, end - last_whole, cluster + last_whole, dry_run);
+  if (r == 0)
+    r = zero_subclusters (img, cluster, first_whole >> img->subcluster_bits,
+                          (last_whole >> img->subcluster_bits) - 1, dry_run);
+  return r;
+}
+
+int
+subcluster_zero (struct zq_image *img, uint64_t count, uint64_t offset,
+                 bool may_trim, bool dry_run)
+{
+  while (count > 0) {
+    uint64_t cluster = cluster_floor (img, offset);
+    uint64_t start = offset - cluster, len = img->cluster_size - start;
+    bool to_image_end;
+    int r;
+
+    if (len > count)
+      len = count;
+    to_image_end = offset + len == img->virtual_size;
+    if (start == 0 && (len == img->cluster_size || to_image_end))
+      r = dry_run ? 0 : whole_cluster (img, cluster, may_trim ?
+                                       WHOLE_ZERO_MAY_TRIM : WHOLE_ZERO);
+    else
+      r = zero_in_cluster (img, cluster, start, start + len, to_image_end,
+                           dry_run);
+    if (r != 0)
+      return r;
+    offset += len;
+    count -= len;
+  }
+  return 0;
+}
+
+int
+subcluster_trim (struct zq_image *img, uint64_t count, uint64_t offset)
+{
+  while (count > 0) {
+    uint64_t len = count < img->cluster_size ? count : img->cluster_size;
+
+    if (whole_cluster (img, offset, WHOLE_TRIM) == -1)
+      return -1;
+    offset += len;
+    count -= len;
+  }
+  return 0;
+}
