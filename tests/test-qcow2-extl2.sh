@@ -199,3 +199,27 @@ nbdkit --dump-plugin "$PLUGIN" | grep -q '^zqcow2_features=.*extended_l2' ||
     bad "--dump-plugin does not list extended_l2"
 
 [ $failures -eq 0 ] || fail "$failures failure(s)"
+
+# Not yet supported together with extended L2 entries: a backing file and
+# an external data file.  Each is refused at open, naming the combination.
+for combo in backing datafile; do
+    rm -f combo.qcow2 combo-base.qcow2 combo.raw
+    if [ $combo = backing ]; then
+        qemu-img create -q -f qcow2 combo-base.qcow2 4M
+        qemu-img create -q -f qcow2 -o extended_l2=on -b combo-base.qcow2 \
+            -F qcow2 combo.qcow2
+    else
+        qemu-img create -q -f qcow2 -o extended_l2=on,data_file=combo.raw \
+            combo.qcow2 4M
+    fi
+    before="$(sha256sum < combo.qcow2)"
+    if nbdkit -U - "$PLUGIN" file=combo.qcow2 --run 'nbdinfo --size "$uri"' \
+            >/dev/null 2>combo.err; then
+        fail "extended L2 with a $combo was served, expected a refusal"
+    fi
+    grep -q "extended L2 entries .* together with" combo.err ||
+        fail "the $combo refusal does not say why: $(cat combo.err)"
+    [ "$(sha256sum < combo.qcow2)" = "$before" ] ||
+        fail "refusing extended L2 with a $combo changed the image"
+    echo "ok      extended L2 with a $combo is refused with the reason"
+done
