@@ -16,6 +16,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -129,6 +130,31 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
   return 0;
 }
 
+/* In fresh clusters (never written, so reading as zeroes) the zero pads
+ * of a write need not be written: the head lies before the data, which
+ * extends the file past it; the tail is covered by fallocate, which only
+ * ever grows the file (so it cannot undo a concurrent write further out)
+ * and reads back zeroes.  Where fallocate is not supported the tail is
+ * written after all.  Adjusts iov, *iovcnt and *write_at (the file
+ * offset of iov[0], first the cluster's start) to what is left to write.
+ */
+static void
+skip_zero_pads (struct zq_image *img, struct iovec *iov, int *iovcnt,
+                uint64_t *write_at, uint64_t in_cluster, uint64_t bytes,
+                uint64_t tail_len)
+{
+  if (tail_len > 0 && iov[*iovcnt - 1].iov_base == zq_zero_cluster &&
+      fallocate (img->data_fd, 0, *write_at + in_cluster + bytes,
+                 tail_len) == 0)
+    (*iovcnt)--;
+  if (in_cluster > 0 && iov[0].iov_base == zq_zero_cluster) {
+    for (int i = 1; i < *iovcnt; i++)
+      iov[i - 1] = iov[i];
+    (*iovcnt)--;
+    *write_at += in_cluster;
+  }
+}
+
 /* One allocating write of the clusters in `run`, from guest `offset`.
  * Returns the number of guest bytes written, or -1.
  */
@@ -142,7 +168,8 @@ allocating_write (struct zq_image *img, const struct map_run *run,
   uint64_t host, got, bytes, tail_len;
   uint8_t *table, *scratch;
   uint64_t index;
-  bool reused;
+  uint64_t write_at;
+  bool reused, fresh = false;
   struct iovec iov[3];
   int iovcnt = 0;
 
@@ -167,8 +194,16 @@ allocating_write (struct zq_image *img, const struct map_run *run,
     host = run->host_offset - in_cluster;
     got = want;
   }
-  else if (refcount_alloc (img, want, &host, &got) == -1)
-    goto fail_unlock;
+  else {
+    uint64_t old_end = img->alloc_end;
+
+    if (refcount_alloc (img, want, &host, &got) == -1)
+      goto fail_unlock;
+    /* Clusters past everything ever allocated were never written: the
+     * file already reads as zeroes there.
+     */
+    fresh = (host >> img->cluster_bits) >= old_end;
+  }
   pthread_mutex_unlock (&img->meta_lock);
 
   bytes = (got << img->cluster_bits) - in_cluster;
@@ -187,7 +222,11 @@ allocating_write (struct zq_image *img, const struct map_run *run,
                    scratch + img->cluster_size, &iov[iovcnt++]) == -1)
     goto fail_free;
 
-  if (full_pwritev (img->data_fd, iov, iovcnt, host) == -1) {
+  write_at = host;
+  if (fresh)
+    skip_zero_pads (img, iov, &iovcnt, &write_at, in_cluster, bytes,
+                    tail_len);
+  if (full_pwritev (img->data_fd, iov, iovcnt, write_at) == -1) {
     int saved_errno = errno;
     zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
               PRIx64 ": %m", img->filename, offset, host + in_cluster);

@@ -129,7 +129,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
     if (offset == z->wp && !z->busy)
       break;
     /* Ahead of the pointer, or an earlier write is still in flight. */
-    if (pthread_cond_timedwait (&zs->changed, &zs->lock, &deadline)
+    if (pthread_cond_timedwait (&z->changed, &zs->lock, &deadline)
         == ETIMEDOUT) {
       refuse (img, z, zi, op, offset, count, EIO,
               "it is ahead of the write pointer, and the writes before it "
@@ -176,7 +176,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
     if (z->wp >= z->start + z->capacity)
       zone_set_cond (zs, z, ZQ_ZONE_COND_FULL);
   }
-  pthread_cond_broadcast (&zs->changed);
+  pthread_cond_broadcast (&z->changed);
   pthread_mutex_unlock (&zs->lock);
   return r;
 
@@ -233,7 +233,7 @@ zone_reset (struct zq_image *img, uint32_t zi)
 
   pthread_mutex_lock (&zs->lock);
   while (z->busy)
-    pthread_cond_wait (&zs->changed, &zs->lock);
+    pthread_cond_wait (&z->changed, &zs->lock);
   z->busy = true;
   z->wp = z->start;
   zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
@@ -247,7 +247,7 @@ zone_reset (struct zq_image *img, uint32_t zi)
 
   pthread_mutex_lock (&zs->lock);
   z->busy = false;
-  pthread_cond_broadcast (&zs->changed);
+  pthread_cond_broadcast (&z->changed);
   pthread_mutex_unlock (&zs->lock);
   return r;
 }

@@ -287,14 +287,6 @@ zones_open (struct zq_image *img, uint64_t file_size,
     return -1;
   img->zones = zs;
   pthread_mutex_init (&zs->lock, NULL);
-  {
-    /* Waits for earlier writes are bounded in monotonic time. */
-    pthread_condattr_t attr;
-    pthread_condattr_init (&attr);
-    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-    pthread_cond_init (&zs->changed, &attr);
-    pthread_condattr_destroy (&attr);
-  }
   pthread_mutex_init (&zs->wp_write_lock, NULL);
 
   if (zoned_ext_parse (h->zoned_payload, h->zoned_payload_len,
@@ -320,6 +312,16 @@ zones_open (struct zq_image *img, uint64_t file_size,
   zs->wp_table = malloc ((size_t) zs->nr_zones * 8);
   if (zs->zones == NULL || zs->wp_table == NULL)
     return -1;
+  {
+    /* Waits for earlier writes are bounded in monotonic time. */
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    for (i = 0; i < zs->nr_zones; i++)
+      pthread_cond_init (&zs->zones[i].changed, &attr);
+    pthread_condattr_destroy (&attr);
+    zs->conds_ready = true;
+  }
   for (i = 0; i < zs->nr_zones; i++) {
     struct zone *z = &zs->zones[i];
     zone_bounds (&zs->geometry, img->virtual_size, i,
@@ -343,7 +345,9 @@ zones_free (struct zone_set *zs)
   if (zs == NULL)
     return;
   pthread_mutex_destroy (&zs->lock);
-  pthread_cond_destroy (&zs->changed);
+  if (zs->conds_ready)
+    for (uint32_t i = 0; i < zs->nr_zones; i++)
+      pthread_cond_destroy (&zs->zones[i].changed);
   pthread_mutex_destroy (&zs->wp_write_lock);
   free (zs->zones);
   free (zs->wp_table);

@@ -28,6 +28,10 @@ struct zone {
   bool readonly;                /* injected */
   bool busy;                    /* a write, finish or reset in progress */
   uint64_t last_used;           /* for closing the least recently used */
+  /* Signalled when this zone stops being busy or its pointer moves: only
+   * the requests queued on this zone wake up.
+   */
+  pthread_cond_t changed;
 };
 
 struct zone_set {
@@ -37,7 +41,7 @@ struct zone_set {
   uint8_t *wp_table;            /* encoded entries, for writing them */
 
   pthread_mutex_t lock;
-  pthread_cond_t changed;       /* a zone stopped being busy or moved */
+  bool conds_ready;             /* every zone's `changed` is initialised */
   pthread_mutex_t wp_write_lock;
   uint32_t nr_open;             /* implicitly + explicitly open */
   uint32_t nr_active;           /* open + closed */
