@@ -16,7 +16,6 @@
 #include <config.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -130,23 +129,18 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
   return 0;
 }
 
-/* In fresh clusters (never written, so reading as zeroes) the zero pads
- * of a write need not be written: the head lies before the data, which
- * extends the file past it; the tail is covered by fallocate, which only
- * ever grows the file (so it cannot undo a concurrent write further out)
- * and reads back zeroes.  Where fallocate is not supported the tail is
- * written after all.  Adjusts iov, *iovcnt and *write_at (the file
- * offset of iov[0], first the cluster's start) to what is left to write.
+/* In fresh clusters (never written, so reading as zeroes) the zero head
+ * of a write need not be written: it lies before the data, which extends
+ * the file past it.  The zero tail is still written: covering it with
+ * fallocate instead was measured slower (ext4 then splits unwritten
+ * extents on every later write into the cluster, see docs/benchmarks.md).
+ * Adjusts iov, *iovcnt and *write_at (the file offset of iov[0], first
+ * the cluster's start) to what is left to write.
  */
 static void
-skip_zero_pads (struct zq_image *img, struct iovec *iov, int *iovcnt,
-                uint64_t *write_at, uint64_t in_cluster, uint64_t bytes,
-                uint64_t tail_len)
+skip_zero_head (struct iovec *iov, int *iovcnt, uint64_t *write_at,
+                uint64_t in_cluster)
 {
-  if (tail_len > 0 && iov[*iovcnt - 1].iov_base == zq_zero_cluster &&
-      fallocate (img->data_fd, 0, *write_at + in_cluster + bytes,
-                 tail_len) == 0)
-    (*iovcnt)--;
   if (in_cluster > 0 && iov[0].iov_base == zq_zero_cluster) {
     for (int i = 1; i < *iovcnt; i++)
       iov[i - 1] = iov[i];
@@ -224,8 +218,7 @@ allocating_write (struct zq_image *img, const struct map_run *run,
 
   write_at = host;
   if (fresh)
-    skip_zero_pads (img, iov, &iovcnt, &write_at, in_cluster, bytes,
-                    tail_len);
+    skip_zero_head (iov, &iovcnt, &write_at, in_cluster);
   if (full_pwritev (img->data_fd, iov, iovcnt, write_at) == -1) {
     int saved_errno = errno;
     zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
