@@ -142,9 +142,8 @@ refcount_update (struct zq_image *img, uint64_t cluster, int64_t delta)
   return 0;
 }
 
-/* Writes one refcount table entry to the file, in place. */
-static int
-write_table_entry (struct zq_image *img, uint64_t ti)
+int
+refcount_write_table_entry (struct zq_image *img, uint64_t ti)
 {
   uint8_t entry[8];
 
@@ -185,7 +184,7 @@ create_block (struct zq_image *img, uint64_t ti, uint64_t cluster)
   if (commit_blocks (img) == -1)
     return -1;
   img->refcount_table[ti] = offset;
-  if (write_table_entry (img, ti) == -1) {
+  if (refcount_write_table_entry (img, ti) == -1) {
     img->refcount_table[ti] = 0;
     metacache_forget (img->refblock_cache, offset);
     return -1;

@@ -19,6 +19,11 @@ void refblock_entry_set (uint8_t *block, unsigned order, uint64_t index,
 int refcount_get (struct zq_image *img, uint64_t cluster, uint64_t *value);
 int refcount_update (struct zq_image *img, uint64_t cluster, int64_t delta);
 
+/* Writes refcount table entry ti (from img->refcount_table) to the file,
+ * in place, unsynced.
+ */
+int refcount_write_table_entry (struct zq_image *img, uint64_t ti);
+
 /* Allocates between 1 and `want` contiguous free host clusters, sets their
  * refcount to 1 and returns the first one's host offset and the count.
  * Fewer than `want` come back when the free run is shorter: call again.

@@ -91,7 +91,7 @@ create_missing_blocks (struct zq_image *img, const uint32_t *references,
   for (ti = 0; ti < img->refcount_table_entries; ti++) {
     uint64_t first = ti << img->refblock_bits;
     uint64_t block_cluster, block_ti, self_refs = 0;
-    uint8_t *block, entry[8];
+    uint8_t *block;
     bool needed = false;
 
     if ((img->refcount_table[ti] & QCOW2_REFT_OFFSET_MASK) != 0 ||
@@ -140,15 +140,8 @@ create_missing_blocks (struct zq_image *img, const uint32_t *references,
         sync_file (img) == -1)
       return -1;
     img->refcount_table[ti] = block_cluster << img->cluster_bits;
-    store_be64 (entry, img->refcount_table[ti]);
-    if (full_pwrite (img->fd, entry, 8,
-                     img->header.refcount_table_offset + ti * 8) == -1) {
-      zq_error ("%s: writing refcount table entry %" PRIu64 ": %m",
-                img->filename, ti);
-      errno = EIO;
+    if (refcount_write_table_entry (img, ti) == -1)
       return -1;
-    }
-    img->unsynced_writes = true;
   }
   return 0;
 }
