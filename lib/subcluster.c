@@ -329,13 +329,6 @@ whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
   return -1;
 }
 
-static bool
-reads_as_zero (enum cluster_type type)
-{
-  return type == CLUSTER_UNALLOCATED || type == CLUSTER_ZERO_PLAIN ||
-         type == CLUSTER_ZERO_ALLOC;
-}
-
 /* Writes zeroes over part of a subcluster (or more), unless it reads as
  * zeroes already.
  */
@@ -354,7 +347,7 @@ zero_bytes (struct zq_image *img, uint64_t count, uint64_t offset,
     pthread_mutex_unlock (&img->meta_lock);
     if (r == -1)
       return -1;
-    if (!reads_as_zero (run.type))
+    if (!cluster_reads_as_zero (img, run.type))
       return dry_run ? 1 : write_locked (img, zq_zero_cluster, count, offset);
     pos += run.bytes;
     left -= run.bytes;
