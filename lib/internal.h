@@ -246,6 +246,12 @@ int read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
 int write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
                   uint64_t offset);
 
+/* io-write.c: this thread's scratch for copy-on-write, two clusters of
+ * the largest size, allocated once per thread; NULL if out of memory.
+ * Not for use across a call that may itself write.
+ */
+uint8_t *cow_buffer (void);
+
 /* Fails with EPERM, logged, on a read-only image. */
 int check_writable (struct zq_image *img, const char *what);
 

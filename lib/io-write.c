@@ -38,7 +38,7 @@ make_cow_buffer (void)
   return malloc (2u << QCOW2_MAX_CLUSTER_BITS);
 }
 
-static uint8_t *
+uint8_t *
 cow_buffer (void)
 {
   return thread_slot_get (THREAD_SLOT_COW_BUFFER, make_cow_buffer, free);

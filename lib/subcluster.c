@@ -232,7 +232,7 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
     to = !fresh && ((old_alloc >> last) & 1) ?
          end : (uint64_t) (last + 1) << img->subcluster_bits;
   }
-  data = malloc (to - from);
+  data = cow_buffer ();          /* per thread: no allocation per write */
   if (data == NULL)
     goto fail;
   if ((start > from &&
@@ -248,8 +248,6 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
     errno = saved_errno == ENOSPC ? ENOSPC : EIO;
     goto fail;
   }
-  free (data);
-  data = NULL;
 
   /* The entry only once its data is written.  The range lock keeps
    * other requests off this entry; the table may have moved.
@@ -279,7 +277,6 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
     errno = saved_errno;
   }
   pthread_mutex_unlock (&img->meta_lock);
-  free (data);
   return -1;
 }
 
