@@ -66,21 +66,6 @@ check_features (struct zq_image *img)
     return refuse (img, EINVAL, "extended L2 entries (incompatible bit 4) "
                    "with cluster_bits %" PRIu32 ": subclusters would be "
                    "smaller than 512 bytes (corrupt image)", h->cluster_bits);
-  /* The subcluster code takes an unallocated subcluster to read as
-   * zeroes and its data to live in the image file: not yet true with a
-   * backing file or an external data file.
-   */
-  if ((h->incompatible_features & QCOW2_INCOMPAT_EXTL2) &&
-      h->backing_file_offset != 0)
-    return refuse (img, ENOTSUP, "%s", "extended L2 entries (incompatible "
-                   "bit 4) together with a backing file are not supported "
-                   "yet");
-  if ((h->incompatible_features & QCOW2_INCOMPAT_EXTL2) &&
-      (h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE))
-    return refuse (img, ENOTSUP, "%s", "extended L2 entries (incompatible "
-                   "bit 4) together with an external data file are not "
-                   "supported yet");
-
   if (img->readonly)
     return 0;
 

@@ -157,6 +157,17 @@ int backing_read (struct zq_image *img, uint8_t *buf, uint64_t count,
  * cluster there may show backing data rather than zeroes).
  */
 bool backing_reaches (const struct zq_image *img, uint64_t offset);
+/* Whether guest bytes from `offset` of a cluster of this type read as
+ * zeroes: cluster_reads_as_zero, or unallocated past the end of the
+ * backing file.
+ */
+static inline bool
+reads_as_zero_at (const struct zq_image *img, enum cluster_type type,
+                  uint64_t offset)
+{
+  return cluster_reads_as_zero (img, type) ||
+         (type == CLUSTER_UNALLOCATED && !backing_reaches (img, offset));
+}
 /* Block status of the backing chain, as qcow2_block_status returns it. */
 int backing_block_status (struct zq_image *img, uint64_t count,
                           uint64_t offset, zq_extent_fn fn, void *opaque);

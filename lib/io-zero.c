@@ -28,6 +28,19 @@ enum zero_how {
   ZERO_MAY_DEALLOCATE,          /* write zeroes with MAY_TRIM */
 };
 
+/* Whether the guest cluster at `offset`, unallocated, could show backing
+ * data.  As in qemu, version 3 images trust only the zero flag to read as
+ * zeroes whatever the backing file's size (it may grow, or a rebase may
+ * replace it); version 2 has no zero flag and would have to write zeroes,
+ * so there only clusters inside the backing file count.
+ */
+static bool
+backing_behind (const struct zq_image *img, uint64_t offset)
+{
+  return img->backing != NULL &&
+         (img->header.version >= 3 || backing_reaches (img, offset));
+}
+
 /* The L2 entry that makes a cluster read as zeroes.  *write_zeroes says
  * that only writing zeroes will do (version 2 images have no zero flag);
  * *release that the old host cluster (or a compressed cluster's data,
@@ -129,7 +142,7 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
       if (map_decode_entry (img, guest, entry, &type, &host) == -1)
         goto fail_unlock;
       new_entry = zeroed_entry (img, how, entry, type, host,
-                                backing_reaches (img, guest),
+                                backing_behind (img, guest),
                                 &write_zeroes, &release);
       if (has_data_file (img))
         release = false;        /* data file clusters are not refcounted */
@@ -196,8 +209,7 @@ zero_partial (struct zq_image *img, uint64_t count, uint64_t offset,
     return -1;
   }
   pthread_mutex_unlock (&img->meta_lock);
-  if (cluster_reads_as_zero (img, run.type) ||
-      (run.type == CLUSTER_UNALLOCATED && !backing_reaches (img, offset)))
+  if (reads_as_zero_at (img, run.type, offset))
     return 0;
   if (dry_run)
     return 1;
@@ -272,6 +284,11 @@ qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
       errno = ENOTSUP;
       r = -1;
     }
+    /* A raw data file reads as zeroes over the whole range first; the
+     * partial subclusters at the edges are written with zeroes after.
+     */
+    if (r == 0)
+      r = data_file_zero (img, count, offset);
     if (r == 0)
       r = subcluster_zero (img, count, offset, flags & ZQ_MAY_TRIM, false);
     goto out;

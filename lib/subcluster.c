@@ -4,8 +4,10 @@
  * (whose zero flag, bit 0, is unused) and a bitmap where bit n says that
  * subcluster n is allocated (its data is in the host cluster at the same
  * offset) and bit 32 + n that it reads as zeroes.  A subcluster with
- * neither bit is unallocated and reads as zeroes (there is no backing file
- * yet).  A compressed cluster is one unit; its bitmap is 0.
+ * neither bit is unallocated: it reads from the backing file, or as
+ * zeroes without one.  A compressed cluster is one unit; its bitmap is 0.
+ * With an external data file the host cluster is the guest cluster's own
+ * offset in the data file: never allocated, shared or released here.
  *
  * Writes allocate only the subclusters they touch: a cluster without a
  * host cluster gets one, but the copy-on-write covers only the partial
@@ -16,7 +18,9 @@
  * Write-zeroes sets zero bits for whole subclusters and writes zeroes into
  * partial ones; whole clusters are handled as without subclusters (all 32
  * zero bits, the host cluster kept or, with may_trim, released).  Trim
- * works on whole clusters only, as for other images: entry and bitmap 0.
+ * works on whole clusters only, as for other images: entry and bitmap 0,
+ * unless a backing file would then show through, where the subclusters
+ * get their zero bits instead.
  */
 #include <config.h>
 
@@ -37,7 +41,8 @@
 struct ext_entry {
   uint64_t entry;
   uint64_t bitmap;
-  uint64_t host;                /* host cluster, 0 if none */
+  uint64_t host;                /* host cluster, if has_host */
+  bool has_host;                /* 0 is a valid host offset in a data file */
   bool compressed;
   bool copied;
 };
@@ -53,8 +58,16 @@ load_entry (struct zq_image *img, const uint8_t *table, uint64_t index,
   if (map_decode_entry (img, guest_cluster, e->entry & ~QCOW2_OFLAG_ZERO,
                         &type, &e->host) == -1)
     return -1;
+  e->has_host = type == CLUSTER_NORMAL;
   e->compressed = type == CLUSTER_COMPRESSED;
   e->copied = (e->entry & QCOW2_OFLAG_COPIED) != 0;
+  if (e->compressed && has_data_file (img)) {
+    zq_error ("%s: guest offset 0x%" PRIx64 " is a compressed cluster, "
+              "which an image with an external data file cannot have "
+              "(corrupt image)", img->filename, guest_cluster);
+    errno = EIO;
+    return -1;
+  }
   return 0;
 }
 
@@ -80,7 +93,7 @@ subcluster_type (struct zq_image *img, uint64_t guest_cluster,
   bool allocated = (e->bitmap >> sc) & 1;
   bool zero = (e->bitmap >> (32 + sc)) & 1;
 
-  if (allocated && (zero || e->host == 0)) {
+  if (allocated && (zero || !e->has_host)) {
     zq_error ("%s: guest offset 0x%" PRIx64 ": subcluster %u has an "
               "invalid allocation bitmap 0x%016" PRIx64 " (host cluster "
               "0x%" PRIx64 ", corrupt image)", img->filename,
@@ -91,7 +104,7 @@ subcluster_type (struct zq_image *img, uint64_t guest_cluster,
   if (allocated)
     *type = CLUSTER_NORMAL;
   else if (zero)
-    *type = e->host ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
+    *type = e->has_host ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
   else
     *type = CLUSTER_UNALLOCATED;
   return 0;
@@ -205,16 +218,22 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
   if (map_l2_for_update (img, offset, &table, &index) == -1 ||
       load_entry (img, table, index, cluster, &old) == -1)
     goto fail_unlock;
-  had_data = old.compressed || old.host != 0;
-  /* Written in place only into a host cluster of its own. */
-  fresh = old.compressed || old.host == 0 || !old.copied;
+  had_data = old.compressed || old.has_host;
   old_alloc = old.compressed ? ALL_SUBCLUSTERS : old.bitmap & ALL_SUBCLUSTERS;
-  if (fresh && refcount_alloc (img, 1, &host, &got) == -1) {
-    fresh = false;
-    goto fail_unlock;
+  if (has_data_file (img)) {
+    /* The data file's cluster at the guest offset, written in place. */
+    host = old.has_host ? old.host : cluster;
   }
-  if (!fresh)
-    host = old.host;
+  else {
+    /* Written in place only into a host cluster of its own. */
+    fresh = old.compressed || !old.has_host || !old.copied;
+    if (fresh && refcount_alloc (img, 1, &host, &got) == -1) {
+      fresh = false;
+      goto fail_unlock;
+    }
+    if (!fresh)
+      host = old.host;
+  }
   pthread_mutex_unlock (&img->meta_lock);
 
   /* The host bytes to write: the touched subclusters whole, with what
@@ -241,7 +260,7 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
        read_locked (img, data + end - from, to - end, cluster + end) == -1))
     goto fail;
   memcpy (data + start - from, buf, len);
-  if (full_pwrite (img->fd, data, to - from, host + from) == -1) {
+  if (full_pwrite (img->data_fd, data, to - from, host + from) == -1) {
     int saved_errno = errno;
     zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
               PRIx64 ": %m", img->filename, cluster + from, host + from);
@@ -262,7 +281,7 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
   img->unsynced_writes = true;
   if (fresh && old.compressed)
     queue_free_compressed (img, old.entry);
-  else if (fresh && old.host != 0)
+  else if (fresh && old.has_host)
     queue_free (img, old.host, 1);
   pthread_mutex_unlock (&img->meta_lock);
   return len;
@@ -286,6 +305,11 @@ enum whole_how { WHOLE_TRIM, WHOLE_ZERO, WHOLE_ZERO_MAY_TRIM };
 static int
 whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
 {
+  /* Unallocated, the cluster could show the backing file's data: as
+   * qemu does, only zero bits are trusted to read as zeroes whatever the
+   * backing file's size (it may grow, or be replaced by a rebase).
+   */
+  bool backing_behind = img->backing != NULL;
   uint64_t index, new_entry, new_bitmap;
   struct ext_entry old;
   uint8_t *table;
@@ -294,21 +318,26 @@ whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
   pthread_mutex_lock (&img->meta_lock);
   if (map_l2_existing_for_update (img, cluster, &table, &index) == -1)
     goto fail_unlock;
-  if (table == NULL) {          /* unallocated: reads as zeroes already */
+  if (table == NULL && !backing_behind) {
+    /* unallocated: reads as zeroes already */
     pthread_mutex_unlock (&img->meta_lock);
     return 0;
   }
-  if (load_entry (img, table, index, cluster, &old) == -1)
+  if ((table == NULL &&
+       map_l2_for_update (img, cluster, &table, &index) == -1) ||
+      load_entry (img, table, index, cluster, &old) == -1)
     goto fail_unlock;
-  if (how == WHOLE_ZERO && old.host != 0 && old.copied && !old.compressed) {
+  if (how == WHOLE_ZERO && old.has_host && old.copied && !old.compressed) {
     new_entry = old.host | QCOW2_OFLAG_COPIED;
     release = false;
   }
   else {
     new_entry = 0;
-    release = old.compressed || old.host != 0;
+    /* Data file clusters are not refcounted: nothing to release. */
+    release = (old.compressed || old.has_host) && !has_data_file (img);
   }
-  new_bitmap = how == WHOLE_TRIM ? 0 : ALL_SUBCLUSTERS << 32;
+  new_bitmap = how == WHOLE_TRIM && !backing_behind ?
+               0 : ALL_SUBCLUSTERS << 32;
   if (new_entry != old.entry || new_bitmap != old.bitmap) {
     store_entry (table, index, new_entry, new_bitmap);
     metacache_mark_dirty (img->l2_cache, table);
@@ -344,7 +373,7 @@ zero_bytes (struct zq_image *img, uint64_t count, uint64_t offset,
     pthread_mutex_unlock (&img->meta_lock);
     if (r == -1)
       return -1;
-    if (!cluster_reads_as_zero (img, run.type))
+    if (!reads_as_zero_at (img, run.type, pos))
       return dry_run ? 1 : write_locked (img, zq_zero_cluster, count, offset);
     pos += run.bytes;
     left -= run.bytes;
@@ -358,6 +387,7 @@ zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
                   unsigned last, bool dry_run)
 {
   uint64_t mask = subcluster_mask (first, last), index, new_bitmap;
+  uint64_t start = cluster + ((uint64_t) first << img->subcluster_bits);
   struct ext_entry old;
   uint8_t *table;
 
@@ -365,11 +395,16 @@ zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
   if ((dry_run ? map_l2_existing (img, cluster, &table, &index)
        : map_l2_existing_for_update (img, cluster, &table, &index)) == -1)
     goto fail_unlock;
-  if (table == NULL) {
+  /* Without an L2 table the subclusters are unallocated: zeroes, or the
+   * backing file's data, which only the zero bits hide.
+   */
+  if (table == NULL && (dry_run || img->backing == NULL)) {
     pthread_mutex_unlock (&img->meta_lock);
     return 0;
   }
-  if (load_entry (img, table, index, cluster, &old) == -1)
+  if ((table == NULL &&
+       map_l2_for_update (img, cluster, &table, &index) == -1) ||
+      load_entry (img, table, index, cluster, &old) == -1)
     goto fail_unlock;
   if (old.compressed) {
     /* A compressed cluster has no subclusters: write the zeroes. */
@@ -378,7 +413,7 @@ zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
       return 1;
     return write_locked (img, zq_zero_cluster,
                          (uint64_t) (last - first + 1) << img->subcluster_bits,
-                         cluster + ((uint64_t) first << img->subcluster_bits));
+                         start);
   }
   new_bitmap = (old.bitmap & ~mask) | (mask << 32);
   if (!dry_run && new_bitmap != old.bitmap) {
@@ -394,29 +429,69 @@ zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
   return -1;
 }
 
-/* Write-zeroes of [start, end) inside one cluster, not all of it. */
+/* A partial subcluster of a write-zeroes: when all of it already reads
+ * as zeroes it only gets its zero bit, as qemu does (then it stays zero
+ * even if a backing file grows); otherwise zeroes are written into the
+ * range [start, end) of it.  Returns 1 when the subcluster joins the
+ * zero bits, 0 when written (or, dry_run, 2 when zeroes would be), -1.
+ */
+static int
+partial_subcluster (struct zq_image *img, uint64_t subcluster,
+                    uint64_t start, uint64_t end, bool dry_run)
+{
+  uint64_t sc_len = UINT64_C (1) << img->subcluster_bits;
+  int r;
+
+  if (sc_len > img->virtual_size - subcluster)
+    sc_len = img->virtual_size - subcluster;
+  r = zero_bytes (img, sc_len, subcluster, true);
+  if (r <= 0)
+    return r == 0 ? 1 : -1;
+  if (dry_run)
+    return 2;
+  return write_locked (img, zq_zero_cluster, end - start, start);
+}
+
+/* Write-zeroes of [start, end) inside one cluster, not all of it: zero
+ * bits for the subclusters it covers, and for the partial ones at its
+ * edges that read as zeroes already; zeroes written into the others.
+ * With dry_run, returns 1 when zeroes would have to be written.
+ */
 static int
 zero_in_cluster (struct zq_image *img, uint64_t cluster, uint64_t start,
                  uint64_t end, bool to_image_end, bool dry_run)
 {
   uint64_t sc = UINT64_C (1) << img->subcluster_bits;
-  uint64_t first_whole = (start + sc - 1) & ~(sc - 1);
+  uint64_t head_sc = start & ~(sc - 1), tail_sc = (end - 1) & ~(sc - 1);
+  /* The zero bits go on the subclusters [first_whole, last_whole). */
+  uint64_t first_whole = head_sc, last_whole = tail_sc + sc;
+  int r;
+
+  if (start > head_sc) {
+    r = partial_subcluster (img, cluster + head_sc, cluster + start,
+                            cluster + (end < head_sc + sc ? end
+                                                          : head_sc + sc),
+                            dry_run);
+    if (r == -1 || r == 2)
+      return r == 2 ? 1 : -1;
+    if (r == 0)
+      first_whole = head_sc + sc;
+  }
   /* The last subcluster of the image is whole once the range reaches the
    * end of the image.
    */
-  uint64_t last_whole = to_image_end ? (end + sc - 1) & ~(sc - 1)
-                                     : end & ~(sc - 1);
-  int r;
-
+  if (!to_image_end && end < last_whole && last_whole > first_whole) {
+    r = partial_subcluster (img, cluster + tail_sc, cluster + tail_sc,
+                            cluster + end, dry_run);
+    if (r == -1 || r == 2)
+      return r == 2 ? 1 : -1;
+    if (r == 0)
+      last_whole = tail_sc;
+  }
   if (first_whole >= last_whole)
-    return zero_bytes (img, end - start, cluster + start, dry_run);
-  r = zero_bytes (img, first_whole - start, cluster + start, dry_run);
-  if (r == 0 && end > last_whole)
-    r = zero_bytes (img, end - last_whole, cluster + last_whole, dry_run);
-  if (r == 0)
-    r = zero_subclusters (img, cluster, first_whole >> img->subcluster_bits,
-                          (last_whole >> img->subcluster_bits) - 1, dry_run);
-  return r;
+    return 0;
+  return zero_subclusters (img, cluster, first_whole >> img->subcluster_bits,
+                           (last_whole >> img->subcluster_bits) - 1, dry_run);
 }
 
 int

@@ -207,3 +207,16 @@ map_compare ()
         exit bad
       }' "$1" "$2"
 }
+
+# qemu_clean IMG: qemu-img check finds no errors and no leaks.  Its report
+# is left in IMG.check, and printed to stderr when it is not clean.
+qemu_clean ()
+{
+    if qemu-img check "$1" >"$1.check" 2>&1 &&
+       grep -q 'No errors were found on the image' "$1.check" &&
+       ! grep -qi 'leak' "$1.check"; then
+        return 0
+    fi
+    cat "$1.check" >&2
+    return 1
+}

@@ -18,12 +18,7 @@ dirty_bit ()
 # expect_clean NAME IMG: qemu-img check says no errors, no leaks.
 expect_clean ()
 {
-    if ! qemu-img check "$2" >"$1.check" 2>&1 ||
-       ! grep -q 'No errors were found on the image' "$1.check" ||
-       grep -qi 'leak' "$1.check"; then
-        cat "$1.check" >&2
-        fail "$1: qemu-img check is not clean after the repair"
-    fi
+    qemu_clean "$2" || fail "$1: qemu-img check is not clean after the repair"
 }
 
 # repair NAME IMG: the read-only open first, then the repairing one.
