@@ -7,9 +7,44 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "be.h"
 #include "internal.h"
 
 struct map_run;
+
+#define ALL_SUBCLUSTERS UINT64_C (0xffffffff)
+
+/* One extended L2 entry, decoded. */
+struct ext_entry {
+  uint64_t entry;
+  uint64_t bitmap;
+  uint64_t host;                /* host cluster, if has_host */
+  bool has_host;                /* 0 is a valid host offset in a data file */
+  bool compressed;
+  bool copied;
+};
+
+/* Decodes entry `index` of an L2 table (for guest_cluster, in messages).
+ * A compressed cluster in an image with a data file is corrupt: EIO.
+ */
+int subcluster_load_entry (struct zq_image *img, const uint8_t *table,
+                           uint64_t index, uint64_t guest_cluster,
+                           struct ext_entry *e);
+
+static inline void
+subcluster_store_entry (uint8_t *table, uint64_t index, uint64_t entry,
+                        uint64_t bitmap)
+{
+  store_be64 (table + index * 16, entry);
+  store_be64 (table + index * 16 + 8, bitmap);
+}
+
+/* Subclusters first..last (inclusive) as bitmap bits. */
+static inline uint64_t
+subcluster_mask (unsigned first, unsigned last)
+{
+  return (ALL_SUBCLUSTERS >> (31 - last + first)) << first;
+}
 
 /* map_lookup for extended L2 images: runs end where the type of a
  * subcluster changes.  meta_lock held.
