@@ -17,6 +17,16 @@
 #include "l2-map.h"
 #include "subcluster.h"
 
+/* Stores an entry into a cached L2 table.  meta_lock held. */
+static void
+set_entry (struct zq_image *img, uint8_t *table, uint64_t index,
+           uint64_t entry, uint64_t bitmap)
+{
+  subcluster_store_entry (table, index, entry, bitmap);
+  metacache_mark_dirty (img->l2_cache, table);
+  img->unsynced_writes = true;
+}
+
 enum whole_how { WHOLE_TRIM, WHOLE_ZERO, WHOLE_ZERO_MAY_TRIM };
 
 /* Trims or zeroes one whole cluster through its entry. */
@@ -57,9 +67,7 @@ whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
   new_bitmap = how == WHOLE_TRIM && !backing_behind ?
                0 : ALL_SUBCLUSTERS << 32;
   if (new_entry != old.entry || new_bitmap != old.bitmap) {
-    subcluster_store_entry (table, index, new_entry, new_bitmap);
-    metacache_mark_dirty (img->l2_cache, table);
-    img->unsynced_writes = true;
+    set_entry (img, table, index, new_entry, new_bitmap);
     if (release && old.compressed)
       queue_free_compressed (img, old.entry);
     else if (release)
@@ -73,30 +81,25 @@ whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
   return -1;
 }
 
-/* Writes zeroes over part of a subcluster (or more), unless it reads as
- * zeroes already.
- */
+/* Whether guest [offset, offset + count) reads as zeroes: 1, 0, or -1. */
 static int
-zero_bytes (struct zq_image *img, uint64_t count, uint64_t offset,
-            bool dry_run)
+reads_as_zeroes (struct zq_image *img, uint64_t count, uint64_t offset)
 {
-  uint64_t pos = offset, left = count;
-
-  while (left > 0) {
+  while (count > 0) {
     struct map_run run;
     int r;
 
     pthread_mutex_lock (&img->meta_lock);
-    r = map_lookup (img, pos, left, &run);
+    r = map_lookup (img, offset, count, &run);
     pthread_mutex_unlock (&img->meta_lock);
     if (r == -1)
       return -1;
-    if (!reads_as_zero_at (img, run.type, pos))
-      return dry_run ? 1 : write_locked (img, zq_zero_cluster, count, offset);
-    pos += run.bytes;
-    left -= run.bytes;
+    if (!reads_as_zero_at (img, run.type, offset))
+      return 0;
+    offset += run.bytes;
+    count -= run.bytes;
   }
-  return 0;
+  return 1;
 }
 
 /* Sets the zero bits of whole subclusters first..last of one cluster. */
@@ -134,11 +137,8 @@ zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
                          start);
   }
   new_bitmap = (old.bitmap & ~mask) | (mask << 32);
-  if (!dry_run && new_bitmap != old.bitmap) {
-    subcluster_store_entry (table, index, old.entry, new_bitmap);
-    metacache_mark_dirty (img->l2_cache, table);
-    img->unsynced_writes = true;
-  }
+  if (!dry_run && new_bitmap != old.bitmap)
+    set_entry (img, table, index, old.entry, new_bitmap);
   pthread_mutex_unlock (&img->meta_lock);
   return 0;
 
@@ -162,9 +162,9 @@ partial_subcluster (struct zq_image *img, uint64_t subcluster,
 
   if (sc_len > img->virtual_size - subcluster)
     sc_len = img->virtual_size - subcluster;
-  r = zero_bytes (img, sc_len, subcluster, true);
-  if (r <= 0)
-    return r == 0 ? 1 : -1;
+  r = reads_as_zeroes (img, sc_len, subcluster);
+  if (r != 0)
+    return r;
   if (dry_run)
     return 2;
   return write_locked (img, zq_zero_cluster, end - start, start);
