@@ -248,6 +248,11 @@ struct zq_info {
    */
   char backing_file[1024];
   char backing_format[32];
+  /* The data file as extension 0x44415441 names it, empty when absent;
+   * whether autoclear bit 1 (data_file_raw) is set with bit 2.
+   */
+  char data_file_name[1024];
+  bool data_file_raw;
   /* Bit 5 with a zoned extension that parses (its geometry may still be
    * invalid: a warning is logged, zq_check tells more).
    */

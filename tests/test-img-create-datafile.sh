@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # zqcow2-img create -o data_file=NAME[,data_file_raw=on] makes what
 # qemu-img create makes: qemu-img info reports the same data file and
-# data-file-raw, qemu-img map and check say the same of both images, the
+# data-file-raw (and so does zqcow2-img info), qemu-img map and check
+# (and zqcow2-img check) say the same of both images, the
 # data file is empty and as long as the disk, qemu-io writes through the
 # image land in the data file, and the plugin serves it.  A relative name
 # is made beside the image.  Zoned images take a data file too.  Options
@@ -57,6 +58,10 @@ like_qemu ()
     qemu-img info --output=json q.qcow2 >q.json
     expect_eq "$row" "qemu-img info, format-specific" \
         "$(qemu_specific q.json NAME)" "$(qemu_specific zq.json NAME)"
+    "$ZQCOW2_IMG" info --output=json img.qcow2 >zqi.json ||
+        fail "$row: zqcow2-img info failed"
+    expect_eq "$row" "zqcow2-img info, format-specific" \
+        "$(qemu_specific zq.json NAME)" "$(qemu_specific zqi.json NAME)"
     expect_eq "$row" "qemu-img info data-file" img.data \
         "$(jq -r '."format-specific".data."data-file"' zq.json)"
     expect_eq "$row" "qemu-img info virtual-size" \
@@ -68,6 +73,10 @@ like_qemu ()
     q_alloc="$(check_clean "$row" q.qcow2)"
     zq_alloc="$(check_clean "$row" img.qcow2)"
     expect_eq "$row" "qemu-img check allocation" "$q_alloc" "$zq_alloc"
+    "$ZQCOW2_IMG" check img.qcow2 >zcheck.out 2>&1 ||
+        { cat zcheck.out >&2; fail "$row: zqcow2-img check is not clean"; }
+    expect_eq "$row" "zqcow2-img check allocation" "$q_alloc" \
+        "$(grep 'allocated' zcheck.out || :)"
 
     # Incompatible bit 2; autoclear bit 1 exactly with data_file_raw.
     (( $(peek_be img.qcow2 72 8) & 4 )) || fail "$row: incompatible bit 2 clear"
