@@ -34,24 +34,6 @@ struct zq_backing {
   uint64_t size;                /* guest bytes it holds */
 };
 
-/* "DIR/NAME" for a relative NAME in the header of the image `filename`,
- * as qemu resolves it: against the image's directory, not the current
- * one.
- */
-static char *
-resolve_name (const char *filename, const char *name)
-{
-  const char *slash = strrchr (filename, '/');
-  char *path;
-
-  if (name[0] == '/' || slash == NULL)
-    return strdup (name);
-  if (asprintf (&path, "%.*s/%s", (int) (slash - filename), filename,
-                name) == -1)
-    return NULL;
-  return path;
-}
-
 /* The format of the backing file open on fd: the one the header names
  * (backing format extension), else probed: qcow2 magic, else raw.
  */
@@ -159,7 +141,7 @@ backing_open (struct zq_image *img, const struct zq_open_options *options,
     return -1;
   backing->fd = -1;
   backing->filename = options->backing_file != NULL ? strdup (name)
-                      : resolve_name (img->filename, name);
+                      : name_beside_image (img->filename, name);
   if (backing->filename == NULL)
     goto fail;
 

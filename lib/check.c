@@ -177,6 +177,11 @@ zq_info (const char *filename, struct zq_info *info)
     memcpy (info->backing_file, h->backing_file, sizeof info->backing_file);
   memcpy (info->backing_format, h->backing_format,
           sizeof info->backing_format);
+  if (h->data_file_name)
+    snprintf (info->data_file_name, sizeof info->data_file_name, "%s",
+              h->data_file_name);
+  info->data_file_raw = info->data_file &&
+    (h->autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW) != 0;
 
   /* A zoned image carries the bit and the extension together.  A broken
    * geometry is still shown as found, with a warning: check says more.
@@ -417,8 +422,13 @@ check_l2 (struct checker *c, const uint8_t *l2, uint32_t l1_index,
       CORRUPTION ("ERROR: L1 index %" PRIu32 ", L2 index %" PRIu64
                   ": L2 entry 0x%016" PRIx64 " has reserved bits set",
                   l1_index, i, entry);
-    if (offset == 0)
-      continue;                 /* unallocated, or zero without a cluster */
+    /* Unallocated, or zero without a cluster; but host offset 0 is a
+     * cluster of a data file, told apart by OFLAG_COPIED as qemu does.
+     */
+    if (offset == 0 &&
+        (!c->data_file || !(entry & QCOW2_OFLAG_COPIED) ||
+         ((entry & QCOW2_OFLAG_ZERO) && !c->extended_l2)))
+      continue;
 
     /* A normal cluster, or a zero cluster that keeps its host cluster. */
     if ((bitmap >> 32) & bitmap)

@@ -5,11 +5,15 @@
  *   0                       header and extensions
  *   1 ..                    refcount table
  *   then                    refcount blocks
- *   then                    L1 table (all zero: nothing allocated)
+ *   then                    L1 table (all zero unless data_file_raw)
  *   then                    write-pointer table (zoned images only)
+ *   then                    L2 tables (data_file_raw only)
  *
  * Every one of those clusters has refcount 1 and nothing else is
- * allocated, so the image checks clean from the start.
+ * allocated, so the image checks clean from the start.  With an external
+ * data file and data_file_raw, the L2 tables map every cluster to the
+ * same offset in the data file, as qemu-img makes such images: the data
+ * file is the disk from the start, and data clusters are not refcounted.
  *
  * Everything is validated before any file is touched.  The image is then
  * written to a temporary file next to the target and renamed over it only
@@ -43,6 +47,8 @@
 #define HEADER_LENGTH            112
 #define FEATURE_NAME_ENTRY       48
 #define COMPRESSION_TYPE_ZSTD    1
+/* Host offsets in L2 entries are bits 9-55. */
+#define MAX_DATA_FILE_BYTES      (UINT64_C (1) << 56)
 
 /* The feature name table, as QEMU writes it, plus bit 5. */
 static const struct {
@@ -76,6 +82,8 @@ struct layout {
   uint64_t l1_offset;
   uint64_t l1_clusters;
   uint64_t wp_clusters;
+  uint64_t l2_offset;           /* preallocated L2 tables (data_file_raw) */
+  uint64_t l2_clusters;
   uint64_t total_clusters;      /* every cluster of the file */
   bool zoned;
   struct zq_zone_geometry geometry;
@@ -104,6 +112,55 @@ static uint64_t
 div_round_up (uint64_t n, uint64_t d)
 {
   return n / d + (n % d != 0);
+}
+
+static size_t
+extension_bytes (size_t payload_len)
+{
+  return 8 + ((payload_len + 7) & ~(size_t) 7);
+}
+
+/* The external data file options.  The name must fit in the header
+ * cluster beside the zoned extension (the feature name table gives way),
+ * and the disk in what an L2 entry can address, since each cluster sits
+ * at its own guest offset in the data file.
+ */
+static int
+plan_data_file (const struct zq_create_options *o, struct layout *lay)
+{
+  const char *fn = o->filename;
+  size_t len, room;
+
+  if (o->data_file == NULL) {
+    if (o->data_file_raw)
+      return refuse (fn, "%s", "data_file_raw=on needs an external data "
+                     "file: give data_file=NAME too");
+    return 0;
+  }
+  len = strlen (o->data_file);
+  if (len == 0)
+    return refuse (fn, "%s", "data_file: the data file name is empty");
+  /* qemu would parse these names; the engine only opens files. */
+  if (strncmp (o->data_file, "json:", 5) == 0 ||
+      strstr (o->data_file, "://") != NULL)
+    return refuse (fn, "data_file \"%s\" looks like a QEMU protocol or "
+                   "json: name; zqcow2 names data files by file name only",
+                   o->data_file);
+  room = lay->cluster_size - HEADER_LENGTH - 8 -
+         (lay->zoned ? extension_bytes (ZONED_EXT_MIN_LENGTH) : 0);
+  if (extension_bytes (len) > room)
+    return refuse (fn, "data_file: the name is %zu bytes, too long for "
+                   "the header cluster (cluster_size %" PRIu32 " leaves "
+                   "room for %zu)", len, lay->cluster_size,
+                   room >= 8 ? room - 8 : 0);
+  if (lay->size > MAX_DATA_FILE_BYTES)
+    return refuse (fn, "size %" PRIu64 " is too large for an external "
+                   "data file: its clusters sit at their guest offsets, "
+                   "and L2 entries address only the first %" PRIu64
+                   " bytes", lay->size, MAX_DATA_FILE_BYTES);
+  if (o->data_file_raw)
+    lay->l2_clusters = lay->l1_size;
+  return 0;
 }
 
 /* Checks the options and computes the layout.  Touches no file. */
@@ -185,12 +242,15 @@ plan (const struct zq_create_options *o, struct layout *lay)
       return refuse (fn, "%s", why);
   }
 
+  if (plan_data_file (o, lay) == -1)
+    return -1;
+
   /* The refcount blocks must cover every cluster including themselves and
    * the refcount table: grow both until they do.
    */
   refs_per_block = UINT64_C (1) << (lay->cluster_bits + 3 -
                                     lay->refcount_order);
-  fixed = 1 + lay->l1_clusters + lay->wp_clusters;
+  fixed = 1 + lay->l1_clusters + lay->wp_clusters + lay->l2_clusters;
   nr_refblocks = 1;
   reftable_clusters = 1;
   for (;;) {
@@ -215,6 +275,7 @@ plan (const struct zq_create_options *o, struct layout *lay)
   lay->l1_offset = lay->refblocks_offset + nr_refblocks * cs;
   if (lay->zoned)
     lay->geometry.zonedmeta_offset = lay->l1_offset + lay->l1_clusters * cs;
+  lay->l2_offset = lay->l1_offset + (lay->l1_clusters + lay->wp_clusters) * cs;
   lay->total_clusters = total;
   return 0;
 }
@@ -258,14 +319,16 @@ feature_table (uint8_t *table, unsigned types)
   return len;
 }
 
-/* The first cluster: header, feature name table, zoned extension, end. */
+/* The first cluster: header, data file name, feature name table, zoned
+ * extension, end.
+ */
 static void
 build_header (const struct zq_create_options *o, const struct layout *lay,
               uint8_t *buf)
 {
   uint8_t table[NR_FEATURE_NAMES * FEATURE_NAME_ENTRY];
   uint8_t zoned[ZONED_EXT_MIN_LENGTH];
-  uint64_t incompatible = 0, compatible = 0;
+  uint64_t incompatible = 0, compatible = 0, autoclear = 0;
   uint32_t table_len;
   size_t pos = HEADER_LENGTH, end_room;
 
@@ -276,6 +339,10 @@ build_header (const struct zq_create_options *o, const struct layout *lay,
     incompatible |= QCOW2_INCOMPAT_ZONED;
   if (o->lazy_refcounts)
     compatible |= QCOW2_COMPAT_LAZY_REFCOUNTS;
+  if (o->data_file)
+    incompatible |= QCOW2_INCOMPAT_DATA_FILE;
+  if (o->data_file_raw)
+    autoclear |= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 
   store_be32 (buf + QH_MAGIC, QCOW2_MAGIC);
   store_be32 (buf + QH_VERSION, 3);
@@ -287,9 +354,15 @@ build_header (const struct zq_create_options *o, const struct layout *lay,
   store_be32 (buf + QH_REFCOUNT_TABLE_CLUSTERS, lay->refcount_table_clusters);
   store_be64 (buf + QH_INCOMPATIBLE_FEATURES, incompatible);
   store_be64 (buf + QH_COMPATIBLE_FEATURES, compatible);
+  store_be64 (buf + QH_AUTOCLEAR_FEATURES, autoclear);
   store_be32 (buf + QH_REFCOUNT_ORDER, lay->refcount_order);
   store_be32 (buf + QH_HEADER_LENGTH, HEADER_LENGTH);
   buf[QH_COMPRESSION_TYPE] = o->compression_zstd ? COMPRESSION_TYPE_ZSTD : 0;
+
+  /* First, where qemu-img puts it too; plan checked that it fits. */
+  if (o->data_file)
+    add_extension (buf, lay->cluster_size, &pos, QCOW2_EXT_DATA_FILE,
+                   (const uint8_t *) o->data_file, strlen (o->data_file));
 
   /* The zoned extension must fit; the feature name table is optional.
    * With 512-byte clusters the whole table does not fit beside the zoned
@@ -325,6 +398,60 @@ write_at (int fd, const char *filename, const char *what, const void *buf,
   return 0;
 }
 
+/* The i-th entry of a table of big-endian 64-bit entries. */
+typedef uint64_t table_entry_fn (const struct layout *lay, uint64_t i);
+
+static uint64_t
+refcount_table_entry (const struct layout *lay, uint64_t block)
+{
+  return lay->refblocks_offset + block * lay->cluster_size;
+}
+
+static uint64_t
+write_pointer_entry (const struct layout *lay, uint64_t zone)
+{
+  const struct zq_zone_geometry *g = &lay->geometry;
+
+  return wp_entry_encode (g, zone, zone * g->zone_size);
+}
+
+/* data_file_raw: L1 entries pointing at every L2 table, and L2 entries
+ * mapping each cluster of the disk to its own offset in the data file.
+ */
+static uint64_t
+l1_entry (const struct layout *lay, uint64_t table)
+{
+  return (lay->l2_offset + table * lay->cluster_size) | QCOW2_OFLAG_COPIED;
+}
+
+static uint64_t
+l2_entry (const struct layout *lay, uint64_t data_cluster)
+{
+  return (data_cluster * lay->cluster_size) | QCOW2_OFLAG_COPIED;
+}
+
+/* Writes nr_entries entries from entry() at offset, cluster by cluster,
+ * through the cluster-sized buffer.  The rest of the last cluster is
+ * zeroes.
+ */
+static int
+write_table (int fd, const char *fn, const char *what,
+             const struct layout *lay, uint8_t *cluster, uint64_t offset,
+             uint64_t nr_entries, table_entry_fn *entry)
+{
+  uint64_t cs = lay->cluster_size, per_cluster = cs / 8, first, j;
+
+  for (first = 0; first < nr_entries; first += per_cluster) {
+    memset (cluster, 0, cs);
+    for (j = 0; j < per_cluster && first + j < nr_entries; j++)
+      store_be64 (cluster + j * 8, entry (lay, first + j));
+    if (write_at (fd, fn, what, cluster, cs,
+                  offset + first / per_cluster * cs) == -1)
+      return -1;
+  }
+  return 0;
+}
+
 /* Writes the whole image into fd (an empty file). */
 static int
 write_image (int fd, const struct zq_create_options *o,
@@ -333,7 +460,6 @@ write_image (int fd, const struct zq_create_options *o,
   const char *fn = o->filename;
   uint64_t cs = lay->cluster_size, i, j;
   uint64_t refs_per_block = cs * 8 >> lay->refcount_order;
-  uint64_t entries_per_cluster = cs / 8;
   uint8_t *cluster;
   int r = -1;
 
@@ -344,7 +470,7 @@ write_image (int fd, const struct zq_create_options *o,
     return -1;
   }
 
-  /* Size the file first: the L1 table is all zeroes and is not written. */
+  /* Size the file first: an L1 table of zeroes is not written. */
   if (ftruncate (fd, lay->total_clusters * cs) == -1) {
     int saved_errno = errno;
     zq_error ("%s: setting the file size to %" PRIu64 ": %s", fn,
@@ -357,18 +483,10 @@ write_image (int fd, const struct zq_create_options *o,
   if (write_at (fd, fn, "header", cluster, cs, 0) == -1)
     goto out;
 
-  for (i = 0; i < lay->refcount_table_clusters; i++) {
-    memset (cluster, 0, cs);
-    for (j = 0; j < entries_per_cluster; j++) {
-      uint64_t block = i * entries_per_cluster + j;
-      if (block >= lay->nr_refblocks)
-        break;
-      store_be64 (cluster + j * 8, lay->refblocks_offset + block * cs);
-    }
-    if (write_at (fd, fn, "refcount table", cluster, cs,
-                  lay->refcount_table_offset + i * cs) == -1)
-      goto out;
-  }
+  if (write_table (fd, fn, "refcount table", lay, cluster,
+                   lay->refcount_table_offset, lay->nr_refblocks,
+                   refcount_table_entry) == -1)
+    goto out;
 
   for (i = 0; i < lay->nr_refblocks; i++) {
     memset (cluster, 0, cs);
@@ -382,23 +500,19 @@ write_image (int fd, const struct zq_create_options *o,
       goto out;
   }
 
-  if (lay->zoned) {
-    const struct zq_zone_geometry *g = &lay->geometry;
+  if (lay->zoned &&
+      write_table (fd, fn, "write-pointer table", lay, cluster,
+                   lay->geometry.zonedmeta_offset, lay->geometry.nr_zones,
+                   write_pointer_entry) == -1)
+    goto out;
 
-    for (i = 0; i < lay->wp_clusters; i++) {
-      memset (cluster, 0, cs);
-      for (j = 0; j < entries_per_cluster; j++) {
-        uint64_t zone = i * entries_per_cluster + j;
-        if (zone >= g->nr_zones)
-          break;
-        store_be64 (cluster + j * 8,
-                    wp_entry_encode (g, zone, zone * g->zone_size));
-      }
-      if (write_at (fd, fn, "write-pointer table", cluster, cs,
-                    g->zonedmeta_offset + i * cs) == -1)
-        goto out;
-    }
-  }
+  if (lay->l2_clusters &&
+      (write_table (fd, fn, "L1 table", lay, cluster, lay->l1_offset,
+                    lay->l2_clusters, l1_entry) == -1 ||
+       write_table (fd, fn, "L2 table", lay, cluster, lay->l2_offset,
+                    div_round_up (lay->size, lay->cluster_size),
+                    l2_entry) == -1))
+    goto out;
 
   if (fsync (fd) == -1) {
     int saved_errno = errno;
@@ -499,13 +613,85 @@ sync_parent (const char *path)
   return r;
 }
 
+/* Whether a and b name one existing file. */
+static bool
+same_file (const char *a, const char *b)
+{
+  struct stat sa, sb;
+
+  return stat (a, &sa) == 0 && stat (b, &sb) == 0 &&
+         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Where the data file goes (beside the image for a relative name, where
+ * the engine will look for it), checked before any file is touched: not
+ * the image itself, and if it exists, a regular file.  Returns the path.
+ */
+static char *
+data_file_target (const struct zq_create_options *o, const char *image_path)
+{
+  char *data_path = name_beside_image (o->filename, o->data_file);
+  struct stat st;
+
+  if (data_path == NULL) {
+    zq_error ("%s: out of memory", o->filename);
+    return NULL;
+  }
+  if (same_file (image_path, data_path))
+    refuse (o->filename, "data_file %s is the image itself", data_path);
+  else if (stat (data_path, &st) == 0 && !S_ISREG (st.st_mode))
+    refuse (o->filename, "data_file %s exists and is not a regular file",
+            data_path);
+  else
+    return data_path;
+  free (data_path);
+  return NULL;
+}
+
+/* Makes the data file empty and as long as the disk, as qemu-img does: an
+ * existing one loses its contents.  *created: it did not exist before.
+ */
+static int
+create_data_file (const char *image, const char *data_path, uint64_t size,
+                  bool *created)
+{
+  int fd, saved_errno;
+
+  fd = open (data_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  *created = fd >= 0;
+  if (fd == -1 && errno == EEXIST)
+    fd = open (data_path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd == -1 || ftruncate (fd, size) == -1 || fsync (fd) == -1)
+    goto fail;
+  if (close (fd) == -1) {
+    fd = -1;
+    goto fail;
+  }
+  if (*created && sync_parent (data_path) == -1)
+    zq_warning ("%s: syncing the directory of %s: %s", image, data_path,
+                strerror (errno));
+  return 0;
+
+ fail:
+  saved_errno = errno;
+  zq_error ("%s: external data file %s: %s", image, data_path,
+            strerror (saved_errno));
+  if (fd >= 0)
+    close (fd);
+  if (*created)
+    unlink (data_path);
+  *created = false;
+  errno = saved_errno;
+  return -1;
+}
+
 int
 zq_create (const struct zq_create_options *options)
 {
   struct layout lay;
-  char *path = NULL, *tmp_path = NULL;
+  char *path = NULL, *tmp_path = NULL, *data_path = NULL;
   mode_t mode = 0;
-  bool exists;
+  bool exists, data_created = false;
   int fd = -1, saved_errno;
 
   if (options->filename == NULL || options->filename[0] == '\0') {
@@ -519,6 +705,11 @@ zq_create (const struct zq_create_options *options)
   path = resolve_target (options->filename, &mode, &exists);
   if (path == NULL)
     return -1;
+  if (options->data_file) {
+    data_path = data_file_target (options, path);
+    if (data_path == NULL)
+      goto fail;
+  }
   fd = open_temporary (path, &tmp_path);
   if (fd == -1)
     goto fail;
@@ -537,6 +728,17 @@ zq_create (const struct zq_create_options *options)
     goto fail;
   }
   fd = -1;
+  if (data_path) {
+    if (create_data_file (options->filename, data_path, lay.size,
+                          &data_created) == -1)
+      goto fail;
+    /* Neither existed before, and both names turn out to be one file. */
+    if (same_file (path, data_path)) {
+      refuse (options->filename, "data_file %s is the image itself",
+              data_path);
+      goto fail;
+    }
+  }
   if (rename (tmp_path, path) == -1) {
     zq_error ("%s: renaming %s to it: %s", options->filename, tmp_path,
               strerror (errno));
@@ -553,6 +755,7 @@ zq_create (const struct zq_create_options *options)
             lay.zoned ? ", zoned" : "");
   free (tmp_path);
   free (path);
+  free (data_path);
   return 0;
 
  fail:
@@ -561,8 +764,11 @@ zq_create (const struct zq_create_options *options)
     close (fd);
   if (tmp_path)
     unlink (tmp_path);
+  if (data_created)
+    unlink (data_path);
   free (tmp_path);
   free (path);
+  free (data_path);
   errno = saved_errno;
   return -1;
 }

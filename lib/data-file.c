@@ -18,8 +18,7 @@
 
 #include "internal.h"
 
-/* The name in the header is relative to the image's directory. */
-static char *
+char *
 name_beside_image (const char *image, const char *name)
 {
   const char *slash = strrchr (image, '/');

@@ -178,6 +178,11 @@ has_data_file (const struct zq_image *img)
   return img->data_filename != NULL;
 }
 
+/* "DIR/NAME" for a relative NAME that the header of the image `image`
+ * records (a backing file, a data file): qemu's images mean it relative
+ * to the image's directory, not the current one.  NULL without memory.
+ */
+char *name_beside_image (const char *image, const char *name);
 /* data-file.c: opens the external data file named by the header
  * extension (relative to the image's directory) or by `override`.
  */

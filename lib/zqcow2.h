@@ -197,6 +197,16 @@ struct zq_create_options {
   uint32_t max_active_zones;
   uint32_t max_append_bytes;    /* 0: 64 KiB */
   bool allow_short_last_zone;   /* size need not be a multiple of zone_size */
+  /* An external data file (incompatible bit 2), named in the header as
+   * given: a relative name is relative to the image's directory, where
+   * zq_create makes the file (emptied, sized to the disk).  NULL: none.
+   */
+  const char *data_file;
+  /* Autoclear bit 1: the data file stays a raw image of the disk.  Needs
+   * data_file.  As qemu-img does, every L2 table is then allocated with
+   * each cluster mapped to the same offset in the data file.
+   */
+  bool data_file_raw;
 };
 
 /* Writes a new, empty qcow2 v3 image, replacing an existing file as
@@ -208,7 +218,9 @@ struct zq_create_options {
  * whole new image.  A replaced file keeps its permissions, not its owner
  * or hard links; a symbolic link is kept and its target replaced.  A
  * target that exists and is not a regular file is refused.  The size is
- * rounded up to a multiple of 512, as qemu-img does.
+ * rounded up to a multiple of 512, as qemu-img does.  The data file, if
+ * any, is made (or emptied) after the image is written and before it is
+ * renamed into place, and removed again if the image cannot be.
  */
 int zq_create (const struct zq_create_options *options);
 
@@ -236,6 +248,11 @@ struct zq_info {
    */
   char backing_file[1024];
   char backing_format[32];
+  /* The data file as extension 0x44415441 names it, empty when absent;
+   * whether autoclear bit 1 (data_file_raw) is set with bit 2.
+   */
+  char data_file_name[1024];
+  bool data_file_raw;
   /* Bit 5 with a zoned extension that parses (its geometry may still be
    * invalid: a warning is logged, zq_check tells more).
    */

@@ -39,6 +39,7 @@ open_export (const struct options *o)
 {
   const struct zq_open_options open_options = {
     .filename = o->image,
+    .data_file = o->data_file,
     .readonly = o->readonly,
     .l2_cache_bytes = o->l2_cache_bytes,
     .offline_zones = o->offline_zones,

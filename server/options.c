@@ -15,6 +15,7 @@ enum {
   OPT_OFFLINE_ZONES,
   OPT_READONLY_ZONES,
   OPT_BACKING,
+  OPT_DATA_FILE,
   OPT_RUN,
   OPT_HELP,
   OPT_VERSION,
@@ -31,6 +32,7 @@ static const struct option long_options[] = {
   { "offline-zones", required_argument, NULL, OPT_OFFLINE_ZONES },
   { "readonly-zones", required_argument, NULL, OPT_READONLY_ZONES },
   { "backing", required_argument, NULL, OPT_BACKING },
+  { "data-file", required_argument, NULL, OPT_DATA_FILE },
   { "run", required_argument, NULL, OPT_RUN },
   { "verbose", no_argument, NULL, 'v' },
   { "help", no_argument, NULL, OPT_HELP },
@@ -43,8 +45,9 @@ usage (FILE *out)
 {
   fprintf (out,
 "Usage: %s [-r] [-U SOCKET | -p PORT [-b ADDR]] [-e EXPORTNAME]\n"
-"           [--backing FILE|none] [--l2-cache-size SIZE] [--offline-zones LIST]\n"
-"           [--readonly-zones LIST] [--run CMD] [-v] IMAGE\n"
+"           [--backing FILE|none] [--data-file FILE] [--l2-cache-size SIZE]\n"
+"           [--offline-zones LIST] [--readonly-zones LIST] [--run CMD] [-v]\n"
+"           IMAGE\n"
 "Serve a qcow2 image, zoned or not, over NBD.\n"
 "\n"
 "  -r, --readonly         refuse writes; the image file is never modified\n"
@@ -53,6 +56,7 @@ usage (FILE *out)
 "  -b, --bind ADDR        listen on this address (default %s)\n"
 "  -e, --export-name NAME the export's name (default \"\")\n"
 "      --backing FILE|none   this backing file instead of the image's, or none\n"
+"      --data-file FILE      this external data file instead of the image's\n"
 "      --l2-cache-size SIZE  memory for cached L2 tables (e.g. 4M)\n"
 "      --offline-zones LIST  zones to report offline (e.g. 3,7-9)\n"
 "      --readonly-zones LIST zones to report read-only\n"
@@ -125,6 +129,7 @@ parse_options (int argc, char *argv[], struct options *o)
     case OPT_OFFLINE_ZONES: o->offline_zones = optarg; break;
     case OPT_READONLY_ZONES: o->readonly_zones = optarg; break;
     case OPT_BACKING: o->backing = optarg; break;
+    case OPT_DATA_FILE: o->data_file = optarg; break;
     case OPT_RUN: o->run = optarg; break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION:

@@ -18,6 +18,7 @@ struct options {
   const char *offline_zones;
   const char *readonly_zones;
   const char *backing;          /* --backing FILE, or "none" */
+  const char *data_file;        /* --data-file FILE; NULL: the image's */
   const char *run;
 };
 

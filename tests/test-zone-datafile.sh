@@ -2,26 +2,22 @@
 # A zoned image whose guest data lives in an external data file, with
 # data_file_raw: zone writes land in the data file, a zone reset makes the
 # zone read as zeroes there too, and after the run the data file alone
-# equals the disk the plugin serves.  zqcow2-img create has no data-file
-# option, so the test turns a fresh (still empty) zoned image into one by
-# hand: incompatible bit 2, autoclear bit 1, extension 0x44415441.
+# equals the disk the plugin serves.  zqcow2-img create makes the image
+# and its data file (-o data_file=img.data,data_file_raw=on).
 
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/zone-functions.sh"
-requires zq-zonetest zq-header-ext qemu-img nbdcopy cmp
+requires zq-zonetest qemu-img nbdcopy cmp
 plugin_ok
 zqimg_ok
 scratch_dir
 
 zoned_create img.qcow2 8M \
-    zone.size=1M,zone.capacity=1M,zone.conventional_zones=1,zone.max_open_zones=3,zone.max_active_zones=5
-features="$(peek_be img.qcow2 72 8)"
-poke_be img.qcow2 72 8 $(( features | (1 << 2) ))
-poke_be img.qcow2 88 8 2
-zq-header-ext add img.qcow2 0x44415441 \
-    "$(printf img.data | od -An -tx1 | tr -d ' \n')" ||
-    fail "could not add the data file extension"
-: > img.data
+    zone.size=1M,zone.capacity=1M,zone.conventional_zones=1,zone.max_open_zones=3,zone.max_active_zones=5,data_file=img.data,data_file_raw=on
+(( $(peek_be img.qcow2 72 8) & 4 )) ||
+    fail "zqcow2-img create left incompatible bit 2 (data file) clear"
+[ "$(stat -c %s img.data)" = 8388608 ] ||
+    fail "zqcow2-img create did not make an 8M data file img.data"
 size_before="$(stat -c %s img.qcow2)"
 
 zq_nbdkit -- file=img.qcow2 --run 'zq-zonetest script "$uri"' <<'EOF' ||

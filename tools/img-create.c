@@ -31,6 +31,11 @@ static const char create_options_help[] =
   "  refcount_bits=N                    1, 2, 4, 8, 16, 32 or 64 (16)\n"
   "  lazy_refcounts=on|off              (off)\n"
   "  compression_type=zlib|zstd         (zlib)\n"
+  "  data_file=NAME                     keep the guest's data in the file\n"
+  "                                     NAME (made empty; a relative NAME\n"
+  "                                     is beside the image)\n"
+  "  data_file_raw=on|off               keep NAME a raw image of the disk\n"
+  "                                     (off)\n"
   "  zone.mode=host-managed             make a zoned image\n"
   "  zone.size=SIZE                     power of two (256M)\n"
   "  zone.capacity=SIZE                 writable bytes per zone (zone.size)\n"
@@ -137,6 +142,12 @@ parse_create_options (char *list, struct zq_create_options *o,
       else
         bad_value (name, value, "zlib or zstd");
     }
+    else if (!strcmp (name, "data_file")) {
+      need_value (name, value);
+      o->data_file = value;
+    }
+    else if (!strcmp (name, "data_file_raw"))
+      o->data_file_raw = bool_value (name, value);
     else if (!strcmp (name, "zone.mode")) {
       need_value (name, value);
       if (strcmp (value, "host-managed") != 0)
@@ -229,10 +240,14 @@ cmd_create (struct command_line *cl)
 
   if (!quiet) {
     printf ("Formatting '%s', fmt=qcow2 cluster_size=%" PRIu32
-            " compression_type=%s size=%" PRIu64 " lazy_refcounts=%s "
-            "refcount_bits=%u", o.filename,
+            " compression_type=%s size=%" PRIu64, o.filename,
             o.cluster_size ? o.cluster_size : 65536,
-            o.compression_zstd ? "zstd" : "zlib", o.size,
+            o.compression_zstd ? "zstd" : "zlib", o.size);
+    if (o.data_file)
+      printf (" data_file=%s", o.data_file);
+    if (o.data_file_raw)
+      printf (" data_file_raw=on");
+    printf (" lazy_refcounts=%s refcount_bits=%u",
             o.lazy_refcounts ? "on" : "off",
             o.refcount_bits ? o.refcount_bits : 16);
     if (o.zoned) {

@@ -139,6 +139,11 @@ info_human (const char *filename, const struct zq_info *info,
             info->lazy_refcounts ? "true" : "false");
   }
   printf ("    refcount bits: %u\n", info->refcount_bits);
+  if (info->data_file_name[0])
+    printf ("    data file: %s\n", info->data_file_name);
+  if (info->data_file)
+    printf ("    data file raw: %s\n",
+            info->data_file_raw ? "true" : "false");
   printf ("    corrupt: %s\n", info->corrupt ? "true" : "false");
   if (info->dirty)
     printf ("    dirty: true\n");
@@ -221,6 +226,14 @@ info_json (const char *filename, const struct zq_info *info,
             info->lazy_refcounts ? "true" : "false");
   }
   printf ("            \"refcount-bits\": %u,\n", info->refcount_bits);
+  if (info->data_file_name[0]) {
+    printf ("            \"data-file\": ");
+    json_string (info->data_file_name);
+    printf (",\n");
+  }
+  if (info->data_file)
+    printf ("            \"data-file-raw\": %s,\n",
+            info->data_file_raw ? "true" : "false");
   printf ("            \"corrupt\": %s,\n", info->corrupt ? "true" : "false");
   printf ("            \"extended-l2\": %s\n",
           info->extended_l2 ? "true" : "false");
