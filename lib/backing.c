@@ -152,7 +152,8 @@ backing_open (struct zq_image *img, const struct zq_open_options *options,
         (strncmp (name, "json:", 5) == 0 || strstr (name, "://") != NULL)) {
       zq_error ("%s: backing file \"%s\" looks like a QEMU protocol or "
                 "json: name; zqcow2 opens backing files by file name only "
-                "(use backing=FILE)", img->filename, name);
+                "(give it with backing=FILE, or zqcow2-nbd --backing=FILE)",
+                img->filename, name);
       errno = ENOTSUP;
       goto fail;
     }

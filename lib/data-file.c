@@ -39,7 +39,8 @@ data_file_open (struct zq_image *img, const char *override)
   if (name == NULL || name[0] == '\0')
     return zq_refuse (img->filename, EINVAL, "%s", "the image has an external "
                       "data file (incompatible bit 2) but does not name it; "
-                      "give it with data-file=FILE");
+                      "give it with data-file=FILE (nbdkit) or "
+                      "--data-file=FILE (zqcow2-nbd)");
   img->data_filename = override ? strdup (override)
                                 : name_beside_image (img->filename, name);
   if (img->data_filename == NULL)

@@ -322,8 +322,9 @@ image_open (const struct zq_open_options *options,
       goto fail;
   }
   else if (options->data_file) {
-    refuse (img, EINVAL, "data-file=%s given, but the image has no external "
-            "data file (incompatible bit 2 is clear)", options->data_file);
+    refuse (img, EINVAL, "a data file (%s) was given with data-file= or "
+            "--data-file, but the image has no external data file "
+            "(incompatible bit 2 is clear)", options->data_file);
     goto fail;
   }
   else
