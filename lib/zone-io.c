@@ -69,6 +69,53 @@ bytes_written (struct zone_set *zs, const struct zone *z, uint64_t offset,
   return valid < seg ? valid : seg;
 }
 
+/* Queues the request w on zone z and sleeps until a completion or a
+ * transition wakes it, or until the deadline (none: NULL).  Returns what
+ * the wait returned (ETIMEDOUT, or 0).  zs->lock held.
+ */
+static int
+wait_on_zone (struct zone_set *zs, struct zone *z, struct zone_waiter *w,
+              const struct timespec *deadline)
+{
+  struct zone_waiter **p;
+  int r;
+
+  w->next = z->waiters;
+  z->waiters = w;
+  r = deadline ? pthread_cond_timedwait (&w->wake, &zs->lock, deadline)
+               : pthread_cond_wait (&w->wake, &zs->lock);
+  for (p = &z->waiters; *p != w; p = &(*p)->next)
+    ;
+  *p = w->next;
+  return r;
+}
+
+/* After a completion: wakes the requests whose turn it may be, those at
+ * the new write pointer and those it has passed (they fail at once), not
+ * the ones further ahead, which could only go back to sleep.
+ */
+static void
+wake_ready (struct zone *z)
+{
+  struct zone_waiter *w;
+
+  for (w = z->waiters; w != NULL; w = w->next)
+    if (w->offset <= z->wp)
+      pthread_cond_signal (&w->wake);
+}
+
+/* After a reset or when the zone becomes full: every queued request has
+ * something new to find out, if only that it must fail now.
+ */
+static void
+wake_all (struct zone *z)
+{
+  struct zone_waiter *w;
+
+  for (w = z->waiters; w != NULL; w = w->next)
+    pthread_cond_signal (&w->wake);
+}
+
 static int
 qcow2_write_or_zero (struct zq_image *img, const void *buf, uint64_t count,
                      uint64_t offset, bool zeroes, unsigned zero_flags)
@@ -87,6 +134,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
   const char *op = zeroes ? "write zeroes" : "write";
   uint64_t end = offset + count;
   struct timespec deadline;
+  struct zone_waiter waiter = { .offset = offset };
   bool finish;
   char why[256];
   int r;
@@ -114,6 +162,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
 
   clock_gettime (CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += AHEAD_WAIT_SECONDS;
+  pthread_cond_init (&waiter.wake, &zs->waiter_attr);
 
   pthread_mutex_lock (&zs->lock);
   for (;;) {
@@ -129,8 +178,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
     if (offset == z->wp && !z->busy)
       break;
     /* Ahead of the pointer, or an earlier write is still in flight. */
-    if (pthread_cond_timedwait (&z->changed, &zs->lock, &deadline)
-        == ETIMEDOUT) {
+    if (wait_on_zone (zs, z, &waiter, &deadline) == ETIMEDOUT) {
       refuse (img, z, zi, op, offset, count, EIO,
               "it is ahead of the write pointer, and the writes before it "
               "did not arrive within 1 second");
@@ -166,6 +214,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
   z->busy = true;
   z->last_used = ++zs->clock;
   pthread_mutex_unlock (&zs->lock);
+  pthread_cond_destroy (&waiter.wake);
 
   r = qcow2_write_or_zero (img, buf, count, offset, zeroes, zero_flags);
 
@@ -176,12 +225,16 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
     if (z->wp >= z->start + z->capacity)
       zone_set_cond (zs, z, ZQ_ZONE_COND_FULL);
   }
-  pthread_cond_broadcast (&z->changed);
+  if (z->cond == ZQ_ZONE_COND_FULL)
+    wake_all (z);
+  else
+    wake_ready (z);
   pthread_mutex_unlock (&zs->lock);
   return r;
 
  unlock_fail:
   pthread_mutex_unlock (&zs->lock);
+  pthread_cond_destroy (&waiter.wake);
   return -1;
 }
 
@@ -221,6 +274,7 @@ zone_reset (struct zq_image *img, uint32_t zi)
 {
   struct zone_set *zs = img->zones;
   struct zone *z = &zs->zones[zi];
+  struct zone_waiter waiter = { .offset = z->start };
   bool persist;
   int r = 0;
 
@@ -231,9 +285,10 @@ zone_reset (struct zq_image *img, uint32_t zi)
     return refuse (img, z, zi, "reset", z->start, z->length, EPERM,
                    "the zone is read-only");
 
+  pthread_cond_init (&waiter.wake, &zs->waiter_attr);
   pthread_mutex_lock (&zs->lock);
   while (z->busy)
-    pthread_cond_wait (&z->changed, &zs->lock);
+    wait_on_zone (zs, z, &waiter, NULL);
   z->busy = true;
   z->wp = z->start;
   zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
@@ -247,8 +302,9 @@ zone_reset (struct zq_image *img, uint32_t zi)
 
   pthread_mutex_lock (&zs->lock);
   z->busy = false;
-  pthread_cond_broadcast (&z->changed);
+  wake_all (z);
   pthread_mutex_unlock (&zs->lock);
+  pthread_cond_destroy (&waiter.wake);
   return r;
 }
 

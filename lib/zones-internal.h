@@ -2,9 +2,23 @@
 #ifndef ZQ_ZONES_INTERNAL_H
 #define ZQ_ZONES_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "zones.h"
+
+/* A request queued on a zone, on its thread's stack while it waits.
+ * Linked into zone->waiters under zs->lock.
+ */
+struct zone_waiter {
+  struct zone_waiter *next;
+  /* The write pointer the request needs: it is woken once the pointer
+   * reaches it (to proceed) or passes it (to fail).  A reset waits with
+   * the zone start, so any completion wakes it.
+   */
+  uint64_t offset;
+  pthread_cond_t wake;
+};
 
 /* The condition reported to clients: injected faults win. */
 enum zq_zone_cond zone_reported_cond (const struct zone *z);

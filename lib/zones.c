@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "be.h"
 #include "internal.h"
@@ -312,16 +313,9 @@ zones_open (struct zq_image *img, uint64_t file_size,
   zs->wp_table = malloc ((size_t) zs->nr_zones * 8);
   if (zs->zones == NULL || zs->wp_table == NULL)
     return -1;
-  {
-    /* Waits for earlier writes are bounded in monotonic time. */
-    pthread_condattr_t attr;
-    pthread_condattr_init (&attr);
-    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-    for (i = 0; i < zs->nr_zones; i++)
-      pthread_cond_init (&zs->zones[i].changed, &attr);
-    pthread_condattr_destroy (&attr);
-    zs->conds_ready = true;
-  }
+  pthread_condattr_init (&zs->waiter_attr);
+  pthread_condattr_setclock (&zs->waiter_attr, CLOCK_MONOTONIC);
+  zs->waiter_attr_ready = true;
   for (i = 0; i < zs->nr_zones; i++) {
     struct zone *z = &zs->zones[i];
     zone_bounds (&zs->geometry, img->virtual_size, i,
@@ -345,9 +339,8 @@ zones_free (struct zone_set *zs)
   if (zs == NULL)
     return;
   pthread_mutex_destroy (&zs->lock);
-  if (zs->conds_ready)
-    for (uint32_t i = 0; i < zs->nr_zones; i++)
-      pthread_cond_destroy (&zs->zones[i].changed);
+  if (zs->waiter_attr_ready)
+    pthread_condattr_destroy (&zs->waiter_attr);
   pthread_mutex_destroy (&zs->wp_write_lock);
   free (zs->zones);
   free (zs->wp_table);

@@ -16,6 +16,7 @@
 #include "zqcow2.h"
 
 struct zq_image;
+struct zone_waiter;
 
 struct zone {
   uint64_t start, length, capacity;
@@ -28,10 +29,11 @@ struct zone {
   bool readonly;                /* injected */
   bool busy;                    /* a write, finish or reset in progress */
   uint64_t last_used;           /* for closing the least recently used */
-  /* Signalled when this zone stops being busy or its pointer moves: only
-   * the requests queued on this zone wake up.
+  /* The requests queued on this zone, each waiting on a condition
+   * variable of its own, so that a completion wakes only the request it
+   * lets proceed instead of every request queued here.
    */
-  pthread_cond_t changed;
+  struct zone_waiter *waiters;
 };
 
 struct zone_set {
@@ -41,7 +43,8 @@ struct zone_set {
   uint8_t *wp_table;            /* encoded entries, for writing them */
 
   pthread_mutex_t lock;
-  bool conds_ready;             /* every zone's `changed` is initialised */
+  pthread_condattr_t waiter_attr;  /* waits are bounded in monotonic time */
+  bool waiter_attr_ready;
   pthread_mutex_t wp_write_lock;
   uint32_t nr_open;             /* implicitly + explicitly open */
   uint32_t nr_active;           /* open + closed */
