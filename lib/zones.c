@@ -69,11 +69,14 @@ zone_set_cond (struct zone_set *zs, struct zone *z, enum zq_zone_cond cond)
     zs->nr_active++;
 }
 
-/* The condition a sequential zone has when nothing holds it open. */
+/* The condition a sequential zone has when nothing holds it open.  The
+ * writes in flight count as written: they make the zone closed, not
+ * empty (and retire_writes makes it empty again if they all fail).
+ */
 static enum zq_zone_cond
 resting_cond (const struct zone *z)
 {
-  if (z->wp == z->start)
+  if (z->wp_admitted == z->start)
     return ZQ_ZONE_COND_EMPTY;
   if (z->wp >= z->start + z->capacity)
     return ZQ_ZONE_COND_FULL;
@@ -103,7 +106,13 @@ zone_open_locked (struct zone_set *zs, struct zone *z,
 
     for (i = 0; i < zs->nr_zones; i++) {
       struct zone *c = &zs->zones[i];
-      if (c->cond == ZQ_ZONE_COND_IMP_OPEN && !c->busy &&
+      /* A zone with writes in flight may be closed: they go on, and
+       * the next write accepted there opens it again.  Excluding such
+       * zones would make the limit fail writes whenever every open zone
+       * has a write in flight, which with pipelined writes is most of
+       * the time.
+       */
+      if (c->cond == ZQ_ZONE_COND_IMP_OPEN &&
           (victim == NULL || c->last_used < victim->last_used))
         victim = c;
     }
@@ -252,7 +261,7 @@ read_wp_table (struct zq_image *img)
 
   for (i = 0; i < zs->nr_zones; i++) {
     struct zone *z = &zs->zones[i];
-    z->wp_on_disk = z->wp;
+    z->wp_on_disk = z->wp_admitted = z->wp;
     store_be64 (zs->wp_table + i * 8,
                 wp_entry_encode (&zs->geometry, i, z->wp));
     if (cond_is_active (z->cond))
