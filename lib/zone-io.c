@@ -383,7 +383,8 @@ sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
   pthread_mutex_unlock (&zs->lock);
 
   r = write_zone_data (img, buf, count, offset, zeroes, zero_flags);
-  r = complete_write (img, zi, &req, r == 0 ? 0 : errno, op, count);
+  r = complete_write (img, zi, &req, r == 0 ? 0 : errno ? errno : EIO, op,
+                      count);
   pthread_cond_destroy (&req.wake);
   return r;
 }
