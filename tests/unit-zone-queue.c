@@ -365,6 +365,61 @@ zone_cond (uint32_t zi)
   return z.cond;
 }
 
+struct finisher {
+  pthread_t thread;
+  uint64_t offset;
+  int r, err;
+};
+
+/* Finish: write zeroes from offset to the zone end. */
+static void *
+finish_zone (void *opaque)
+{
+  struct finisher *f = opaque;
+
+  f->r = zq_zero (img, ZONE_SIZE - f->offset % ZONE_SIZE, f->offset, 0);
+  f->err = errno;
+  return NULL;
+}
+
+/* A finish accepted behind a write in flight makes the zone full once
+ * both complete; if that write fails, the finish fails too and the zone
+ * stays open at the pointer.
+ */
+static void
+test_pipelined_finish (uint32_t zi)
+{
+  uint64_t base = (uint64_t) zi * ZONE_SIZE;
+  struct finisher f = { .offset = base + BLOCK };
+  struct writer a;
+  int pass;
+
+  for (pass = 0; pass < 2; pass++) {
+    bool fail = pass == 0;
+
+    arm_gate (base, 0, fail ? 0 : UINT64_MAX);
+    start_block_writer (&a, base, 0);
+    CHECK (wait_entered (0, 1));
+    CHECK (pthread_create (&f.thread, NULL, finish_zone, &f) == 0);
+    CHECK (wait_entered (1, 2));
+    release_gate ();
+    pthread_join (a.thread, NULL);
+    pthread_join (f.thread, NULL);
+    if (fail) {
+      CHECK (a.failures == 1 && f.r == -1 && f.err == EIO);
+      CHECK (zone_wp (zi) == base);
+      CHECK (zone_cond (zi) == ZQ_ZONE_COND_IMP_OPEN);
+    }
+    else {
+      CHECK (a.failures == 0 && f.r == 0);
+      CHECK (zone_cond (zi) == ZQ_ZONE_COND_FULL);
+      CHECK (zone_wp (zi) == base + ZONE_SIZE);
+      check_blocks (base, 1);
+      CHECK (reads_zero (base + BLOCK, 4 * BLOCK));
+    }
+  }
+}
+
 /* With one zone open at most, a write into another zone closes the one
  * whose write is in flight instead of failing with ENOSPC; that write
  * still completes.  If it fails instead, the zone it left closed with
@@ -445,6 +500,7 @@ main (void)
     test_failure_dooms_later_writes (2);
     test_pipelined (2);
     test_reset_waits (2);
+    test_pipelined_finish (3);
     CHECK (zq_close (img) == 0);
   }
   unlink (path);
