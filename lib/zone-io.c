@@ -2,6 +2,19 @@
  * zoned-qcow2-format.md and the NBD mapping of nbd-zones.md.  Every
  * refused request changes nothing and is logged once, naming the zone,
  * its condition and write pointer, and the request.
+ *
+ * Writes into one sequential zone are pipelined.  A write is accepted
+ * once it starts where the writes accepted before it end (wp_admitted),
+ * without waiting for them to complete, so a zone sees the client's queue
+ * depth.  The write pointer (wp: reads, reports and the table on disk go
+ * by it) moves over the writes in offset order as they complete, and a
+ * write returns only once the pointer has passed it.
+ *
+ * When a write fails, the pointer stays at its start, and the writes
+ * accepted after it fail with EIO, whether or not their own data was
+ * written: that data lies beyond the pointer, so it reads as zeroes and
+ * the next writes there replace it.  No write is accepted until those in
+ * flight have all finished; then writing resumes at the pointer.
  */
 #include <config.h>
 
@@ -69,12 +82,311 @@ bytes_written (struct zone_set *zs, const struct zone *z, uint64_t offset,
   return valid < seg ? valid : seg;
 }
 
+/* Whether a state change concerns the queued request w: a write's turn
+ * comes when the next write must start at its offset, or has passed it,
+ * or the zone is full (then it fails), unless a reset or the draining
+ * of a failed write holds writes back; a reset's comes when no write is
+ * in flight.
+ */
+static bool
+may_proceed (const struct zone *z, const struct zone_waiter *w)
+{
+  if (w->reset)
+    return z->in_flight == NULL && !z->resetting;
+  if (z->cond == ZQ_ZONE_COND_FULL)
+    return true;
+  if (z->resetting || z->resets_waiting > 0 || z->failing)
+    return false;
+  return w->offset <= z->wp_admitted;
+}
+
+/* After any change of the zone's state: wakes the queued requests it
+ * concerns, not the others, which could only go back to sleep.
+ * zs->lock held.
+ */
+static void
+wake_ready (struct zone *z)
+{
+  struct zone_waiter *w;
+
+  for (w = z->waiters; w != NULL; w = w->next)
+    if (may_proceed (z, w))
+      pthread_cond_signal (&w->wake);
+}
+
+/* Queues the request w on zone z and sleeps until a state change
+ * concerns it or the deadline (none: NULL) passes.  Returns what the wait
+ * returned (ETIMEDOUT, or 0).  zs->lock held.
+ */
+static int
+wait_on_zone (struct zone_set *zs, struct zone *z, struct zone_waiter *w,
+              const struct timespec *deadline)
+{
+  struct zone_waiter **p;
+  int r;
+
+  w->next = z->waiters;
+  z->waiters = w;
+  r = deadline ? pthread_cond_timedwait (&w->wake, &zs->lock, deadline)
+               : pthread_cond_wait (&w->wake, &zs->lock);
+  for (p = &z->waiters; *p != w; p = &(*p)->next)
+    ;
+  *p = w->next;
+  return r;
+}
+
+/* Whether a write at offset may be accepted now: 0 if so, EAGAIN if it
+ * must wait for its turn, else the errno to refuse it with, the reason
+ * in why.  zs->lock held.
+ */
+static int
+check_turn (const struct zone *z, uint64_t offset, char *why, size_t why_len)
+{
+  if (z->cond == ZQ_ZONE_COND_FULL) {
+    snprintf (why, why_len, "the zone is full");
+    return EIO;
+  }
+  if (offset < z->wp) {
+    snprintf (why, why_len, "it is not at the write pointer");
+    return EIO;
+  }
+  /* A write held back by a failure may be a retry at the pointer. */
+  if (z->resetting || z->resets_waiting > 0 || z->failing)
+    return EAGAIN;
+  if (offset < z->wp_admitted) {
+    snprintf (why, why_len, "it is not at the write pointer: it overlaps "
+              "the writes in flight, which end at 0x%" PRIx64,
+              z->wp_admitted);
+    return EIO;
+  }
+  if (offset > z->wp_admitted)
+    return EAGAIN;
+  if (offset >= z->start + z->capacity) {
+    snprintf (why, why_len, "the zone is full once the writes in flight "
+              "complete");
+    return EIO;
+  }
+  return 0;
+}
+
+/* Waits for the turn of the write at req->offset, within the deadline.
+ * Returns 0, or the errno to refuse it with and the reason in why.
+ * zs->lock held.
+ */
+static int
+wait_turn (struct zone_set *zs, struct zone *z, struct zone_waiter *req,
+           const struct timespec *deadline, char *why, size_t why_len)
+{
+  bool timed_out = false;
+  int r;
+
+  while ((r = check_turn (z, req->offset, why, why_len)) == EAGAIN) {
+    if (timed_out) {
+      snprintf (why, why_len, "it is ahead of the write pointer, and the "
+                "writes before it did not arrive within %d second",
+                AHEAD_WAIT_SECONDS);
+      return EIO;
+    }
+    timed_out = wait_on_zone (zs, z, req, deadline) == ETIMEDOUT;
+  }
+  return r;
+}
+
+/* The capacity and the open and active zone limits, for a write whose
+ * turn it is; sets req->wp_after.  Returns 0, or the errno to refuse it
+ * with and the reason in why.  zs->lock held.
+ */
+static int
+check_room (struct zone_set *zs, struct zone *z, struct zone_waiter *req,
+            uint64_t end, bool zeroes, char *why, size_t why_len)
+{
+  /* Write zeroes up to the end of the capacity or of the zone: finish. */
+  bool finish = zeroes && (end == z->start + z->capacity ||
+                           end == z->start + z->length);
+
+  if (!finish) {
+    if (end > z->start + z->capacity) {
+      snprintf (why, why_len, "it goes past the zone capacity");
+      return EIO;
+    }
+    req->wp_after = end;
+    return zone_open_locked (zs, z, ZQ_ZONE_COND_IMP_OPEN, why, why_len);
+  }
+  /* Finishing an empty zone makes it active for a moment, as on a ZBC
+   * device: it needs a free active zone.
+   */
+  if (z->cond == ZQ_ZONE_COND_EMPTY && zs->geometry.max_active_zones &&
+      zs->nr_active >= zs->geometry.max_active_zones) {
+    snprintf (why, why_len, "the active zone limit (max_active_zones %"
+              PRIu32 ") is reached", zs->geometry.max_active_zones);
+    return ENOSPC;
+  }
+  req->wp_after = z->start + z->length;
+  return 0;
+}
+
+/* Puts an accepted write at the end of the zone's writes in flight, and
+ * lets the write that follows it start at once, before it completes.
+ * zs->lock held.
+ */
+static void
+accept_write (struct zone_set *zs, struct zone *z, struct zone_waiter *req)
+{
+  req->state = ZONE_REQ_RUNNING;
+  req->next = NULL;
+  if (z->in_flight_last != NULL)
+    z->in_flight_last->next = req;
+  else
+    z->in_flight = req;
+  z->in_flight_last = req;
+  z->wp_admitted = req->wp_after;
+  z->last_used = ++zs->clock;
+  wake_ready (z);
+}
+
+/* Retires the finished writes at the head of the zone's writes in
+ * flight, in offset order: the pointer moves over each that succeeded,
+ * up to the first that failed; the writes after that one are doomed, as
+ * their data lies beyond a pointer that can no longer reach it.  Once no
+ * write is in flight, writes are accepted again from the pointer.
+ * zs->lock held.
+ */
+static void
+retire_writes (struct zone_set *zs, struct zone *z)
+{
+  struct zone_waiter *h;
+
+  while ((h = z->in_flight) != NULL && h->state != ZONE_REQ_RUNNING) {
+    z->in_flight = h->next;
+    if (h->state == ZONE_REQ_FAILED) {
+      if (!z->dooming)
+        z->failed_at = h->offset;
+      z->dooming = true;
+    }
+    else if (z->dooming)
+      h->doomed = true;
+    else {
+      z->wp = h->wp_after;
+      if (z->wp >= z->start + z->capacity)
+        zone_set_cond (zs, z, ZQ_ZONE_COND_FULL);
+    }
+    h->retired = true;
+    pthread_cond_signal (&h->wake);
+  }
+  if (z->in_flight == NULL) {
+    z->in_flight_last = NULL;
+    if (z->failing) {
+      z->failing = z->dooming = false;
+      z->wp_admitted = z->wp;
+      /* Closed while writes were in flight that then all failed. */
+      if (z->cond == ZQ_ZONE_COND_CLOSED && z->wp == z->start)
+        zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
+    }
+  }
+  wake_ready (z);
+}
+
 static int
 qcow2_write_or_zero (struct zq_image *img, const void *buf, uint64_t count,
                      uint64_t offset, bool zeroes, unsigned zero_flags)
 {
   return zeroes ? qcow2_zero (img, count, offset, zero_flags)
                 : qcow2_write (img, buf, count, offset);
+}
+
+/* The data of an accepted write, through the test's fault hook if any. */
+static int
+write_zone_data (struct zq_image *img, const void *buf, uint64_t count,
+                 uint64_t offset, bool zeroes, unsigned zero_flags)
+{
+  struct zone_set *zs = img->zones;
+  int err;
+
+  if (zs->fault_hook != NULL &&
+      (err = zs->fault_hook (zs->fault_opaque, offset, count)) != 0) {
+    errno = err;
+    return -1;
+  }
+  return qcow2_write_or_zero (img, buf, count, offset, zeroes, zero_flags);
+}
+
+/* Records how writing req's data went, retires what can be retired, and
+ * waits until req itself is: whether it succeeded depends on the writes
+ * before it.  Returns 0, or -1 with errno.
+ */
+static int
+complete_write (struct zq_image *img, uint32_t zi, struct zone_waiter *req,
+                int error, const char *op, uint64_t count)
+{
+  struct zone_set *zs = img->zones;
+  struct zone *z = &zs->zones[zi];
+  char why[256];
+  int r = 0;
+
+  pthread_mutex_lock (&zs->lock);
+  req->state = error ? ZONE_REQ_FAILED : ZONE_REQ_WRITTEN;
+  req->error = error;
+  if (error)
+    z->failing = true;
+  retire_writes (zs, z);
+  while (!req->retired)
+    pthread_cond_wait (&req->wake, &zs->lock);
+  if (req->state == ZONE_REQ_FAILED) {
+    errno = req->error;
+    r = -1;
+  }
+  else if (req->doomed) {
+    snprintf (why, sizeof why, "the write at 0x%" PRIx64 " before it "
+              "failed, so the write pointer stays there and the writes "
+              "accepted after that one fail too", z->failed_at);
+    r = refuse (img, z, zi, op, req->offset, count, EIO, why);
+  }
+  pthread_mutex_unlock (&zs->lock);
+  return r;
+}
+
+/* A write into a sequential zone.  Writes are accepted in write-pointer
+ * order, each as soon as the one before it has been accepted, and run
+ * concurrently; the pointer advances over them in order as they
+ * complete, and each returns only once it has.  When one fails, the
+ * pointer stays at its start, the writes accepted after it fail with
+ * EIO, and writing resumes at the pointer once they have all finished.
+ */
+static int
+sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
+                  uint64_t count, uint64_t offset, bool zeroes,
+                  unsigned zero_flags)
+{
+  struct zone_set *zs = img->zones;
+  struct zone *z = &zs->zones[zi];
+  const char *op = zeroes ? "write zeroes" : "write";
+  struct zone_waiter req = { .offset = offset };
+  struct timespec deadline;
+  char why[256];
+  int r;
+
+  clock_gettime (CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += AHEAD_WAIT_SECONDS;
+  pthread_cond_init (&req.wake, &zs->waiter_attr);
+
+  pthread_mutex_lock (&zs->lock);
+  r = wait_turn (zs, z, &req, &deadline, why, sizeof why);
+  if (r == 0)
+    r = check_room (zs, z, &req, offset + count, zeroes, why, sizeof why);
+  if (r != 0) {
+    refuse (img, z, zi, op, offset, count, r, why);
+    pthread_mutex_unlock (&zs->lock);
+    pthread_cond_destroy (&req.wake);
+    return -1;
+  }
+  accept_write (zs, z, &req);
+  pthread_mutex_unlock (&zs->lock);
+
+  r = write_zone_data (img, buf, count, offset, zeroes, zero_flags);
+  r = complete_write (img, zi, &req, r == 0 ? 0 : errno ? errno : EIO, op,
+                      count);
+  pthread_cond_destroy (&req.wake);
+  return r;
 }
 
 int
@@ -86,10 +398,6 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
   struct zone *z = &zs->zones[zi];
   const char *op = zeroes ? "write zeroes" : "write";
   uint64_t end = offset + count;
-  struct timespec deadline;
-  bool finish;
-  char why[256];
-  int r;
 
   if (count == 0)
     return 0;
@@ -111,78 +419,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
     return refuse (img, z, zi, op, offset, count, EINVAL,
                    "offset and length must be multiples of the 512-byte "
                    "logical block size");
-
-  clock_gettime (CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += AHEAD_WAIT_SECONDS;
-
-  pthread_mutex_lock (&zs->lock);
-  for (;;) {
-    if (z->cond == ZQ_ZONE_COND_FULL) {
-      refuse (img, z, zi, op, offset, count, EIO, "the zone is full");
-      goto unlock_fail;
-    }
-    if (offset < z->wp) {
-      refuse (img, z, zi, op, offset, count, EIO,
-              "it is not at the write pointer");
-      goto unlock_fail;
-    }
-    if (offset == z->wp && !z->busy)
-      break;
-    /* Ahead of the pointer, or an earlier write is still in flight. */
-    if (pthread_cond_timedwait (&z->changed, &zs->lock, &deadline)
-        == ETIMEDOUT) {
-      refuse (img, z, zi, op, offset, count, EIO,
-              "it is ahead of the write pointer, and the writes before it "
-              "did not arrive within 1 second");
-      goto unlock_fail;
-    }
-  }
-
-  /* Write zeroes up to the end of the capacity or of the zone: finish. */
-  finish = zeroes && (end == z->start + z->capacity ||
-                      end == z->start + z->length);
-  if (end > z->start + z->capacity && !finish) {
-    refuse (img, z, zi, op, offset, count, EIO,
-            "it goes past the zone capacity");
-    goto unlock_fail;
-  }
-  if (!finish &&
-      (r = zone_open_locked (zs, z, ZQ_ZONE_COND_IMP_OPEN, why,
-                             sizeof why)) != 0) {
-    refuse (img, z, zi, op, offset, count, r, why);
-    goto unlock_fail;
-  }
-  /* Finishing an empty zone makes it active for a moment, as on a ZBC
-   * device: it needs a free active zone.
-   */
-  if (finish && z->cond == ZQ_ZONE_COND_EMPTY &&
-      zs->geometry.max_active_zones &&
-      zs->nr_active >= zs->geometry.max_active_zones) {
-    snprintf (why, sizeof why, "the active zone limit (max_active_zones %"
-              PRIu32 ") is reached", zs->geometry.max_active_zones);
-    refuse (img, z, zi, op, offset, count, ENOSPC, why);
-    goto unlock_fail;
-  }
-  z->busy = true;
-  z->last_used = ++zs->clock;
-  pthread_mutex_unlock (&zs->lock);
-
-  r = qcow2_write_or_zero (img, buf, count, offset, zeroes, zero_flags);
-
-  pthread_mutex_lock (&zs->lock);
-  z->busy = false;
-  if (r == 0) {
-    z->wp = finish ? z->start + z->length : end;
-    if (z->wp >= z->start + z->capacity)
-      zone_set_cond (zs, z, ZQ_ZONE_COND_FULL);
-  }
-  pthread_cond_broadcast (&z->changed);
-  pthread_mutex_unlock (&zs->lock);
-  return r;
-
- unlock_fail:
-  pthread_mutex_unlock (&zs->lock);
-  return -1;
+  return sequential_write (img, zi, buf, count, offset, zeroes, zero_flags);
 }
 
 int
@@ -215,12 +452,16 @@ zone_read (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
   return 0;
 }
 
-/* Reset: the new write pointer is durable before the clusters go. */
+/* Reset: the new write pointer is durable before the clusters go.  It
+ * waits for the writes in flight to finish, and holds back new ones from
+ * then on so that a stream of writes cannot starve it.
+ */
 static int
 zone_reset (struct zq_image *img, uint32_t zi)
 {
   struct zone_set *zs = img->zones;
   struct zone *z = &zs->zones[zi];
+  struct zone_waiter waiter = { .offset = z->start, .reset = true };
   bool persist;
   int r = 0;
 
@@ -231,11 +472,14 @@ zone_reset (struct zq_image *img, uint32_t zi)
     return refuse (img, z, zi, "reset", z->start, z->length, EPERM,
                    "the zone is read-only");
 
+  pthread_cond_init (&waiter.wake, &zs->waiter_attr);
   pthread_mutex_lock (&zs->lock);
-  while (z->busy)
-    pthread_cond_wait (&z->changed, &zs->lock);
-  z->busy = true;
-  z->wp = z->start;
+  z->resets_waiting++;
+  while (z->in_flight != NULL || z->resetting)
+    wait_on_zone (zs, z, &waiter, NULL);
+  z->resets_waiting--;
+  z->resetting = true;
+  z->wp = z->wp_admitted = z->start;
   zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
   persist = z->wp_on_disk != z->start;
   pthread_mutex_unlock (&zs->lock);
@@ -246,9 +490,10 @@ zone_reset (struct zq_image *img, uint32_t zi)
     r = qcow2_trim (img, z->length, z->start);
 
   pthread_mutex_lock (&zs->lock);
-  z->busy = false;
-  pthread_cond_broadcast (&z->changed);
+  z->resetting = false;
+  wake_ready (z);
   pthread_mutex_unlock (&zs->lock);
+  pthread_cond_destroy (&waiter.wake);
   return r;
 }
 
@@ -399,9 +644,10 @@ zq_zone_close (struct zq_image *img, uint32_t zi)
   if (z == NULL)
     return -1;
   pthread_mutex_lock (&zs->lock);
+  /* Writes in flight count as written: the zone is not empty. */
   if (z->cond == ZQ_ZONE_COND_IMP_OPEN || z->cond == ZQ_ZONE_COND_EXP_OPEN)
-    zone_set_cond (zs, z, z->wp == z->start ? ZQ_ZONE_COND_EMPTY
-                                            : ZQ_ZONE_COND_CLOSED);
+    zone_set_cond (zs, z, z->wp_admitted == z->start ? ZQ_ZONE_COND_EMPTY
+                                                     : ZQ_ZONE_COND_CLOSED);
   pthread_mutex_unlock (&zs->lock);
   return 0;
 }
@@ -414,8 +660,9 @@ zq_zone_finish (struct zq_image *img, uint32_t zi)
 
   if (z == NULL)
     return -1;
+  /* After the writes already accepted, if any. */
   pthread_mutex_lock (&img->zones->lock);
-  wp = z->wp;
+  wp = z->wp_admitted;
   pthread_mutex_unlock (&img->zones->lock);
   if (z->cond != ZQ_ZONE_COND_FULL &&
       zone_write (img, NULL, z->start + z->length - wp, wp, true,

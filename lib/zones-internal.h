@@ -2,9 +2,38 @@
 #ifndef ZQ_ZONES_INTERNAL_H
 #define ZQ_ZONES_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "zones.h"
+
+/* A request on a sequential zone, on its thread's stack: linked into
+ * zone->waiters while it waits for its turn, then, for a write, into
+ * zone->in_flight from when it is accepted until it is retired.
+ * zs->lock guards it.
+ */
+enum zone_req_state {
+  ZONE_REQ_RUNNING,             /* accepted, its data being written */
+  ZONE_REQ_WRITTEN,             /* its data written */
+  ZONE_REQ_FAILED,              /* writing its data failed with error */
+};
+
+struct zone_waiter {
+  struct zone_waiter *next;
+  /* Where the write starts: it is woken once the next write must start
+   * there (to proceed) or beyond (to fail).
+   */
+  uint64_t offset;
+  uint64_t wp_after;            /* the write pointer once it is retired */
+  bool reset;                   /* a reset, waiting for writes to drain */
+  enum zone_req_state state;
+  int error;
+  /* Retired: the pointer has passed it, or it failed, or (doomed) a
+   * write before it failed.  Its thread may return only then.
+   */
+  bool retired, doomed;
+  pthread_cond_t wake;
+};
 
 /* The condition reported to clients: injected faults win. */
 enum zq_zone_cond zone_reported_cond (const struct zone *z);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "be.h"
 #include "internal.h"
@@ -68,11 +69,14 @@ zone_set_cond (struct zone_set *zs, struct zone *z, enum zq_zone_cond cond)
     zs->nr_active++;
 }
 
-/* The condition a sequential zone has when nothing holds it open. */
+/* The condition a sequential zone has when nothing holds it open.  The
+ * writes in flight count as written: they make the zone closed, not
+ * empty (and retire_writes makes it empty again if they all fail).
+ */
 static enum zq_zone_cond
 resting_cond (const struct zone *z)
 {
-  if (z->wp == z->start)
+  if (z->wp_admitted == z->start)
     return ZQ_ZONE_COND_EMPTY;
   if (z->wp >= z->start + z->capacity)
     return ZQ_ZONE_COND_FULL;
@@ -102,7 +106,13 @@ zone_open_locked (struct zone_set *zs, struct zone *z,
 
     for (i = 0; i < zs->nr_zones; i++) {
       struct zone *c = &zs->zones[i];
-      if (c->cond == ZQ_ZONE_COND_IMP_OPEN && !c->busy &&
+      /* A zone with writes in flight may be closed: they go on, and
+       * the next write accepted there opens it again.  Excluding such
+       * zones would make the limit fail writes whenever every open zone
+       * has a write in flight, which with pipelined writes is most of
+       * the time.
+       */
+      if (c->cond == ZQ_ZONE_COND_IMP_OPEN &&
           (victim == NULL || c->last_used < victim->last_used))
         victim = c;
     }
@@ -251,7 +261,7 @@ read_wp_table (struct zq_image *img)
 
   for (i = 0; i < zs->nr_zones; i++) {
     struct zone *z = &zs->zones[i];
-    z->wp_on_disk = z->wp;
+    z->wp_on_disk = z->wp_admitted = z->wp;
     store_be64 (zs->wp_table + i * 8,
                 wp_entry_encode (&zs->geometry, i, z->wp));
     if (cond_is_active (z->cond))
@@ -312,16 +322,9 @@ zones_open (struct zq_image *img, uint64_t file_size,
   zs->wp_table = malloc ((size_t) zs->nr_zones * 8);
   if (zs->zones == NULL || zs->wp_table == NULL)
     return -1;
-  {
-    /* Waits for earlier writes are bounded in monotonic time. */
-    pthread_condattr_t attr;
-    pthread_condattr_init (&attr);
-    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-    for (i = 0; i < zs->nr_zones; i++)
-      pthread_cond_init (&zs->zones[i].changed, &attr);
-    pthread_condattr_destroy (&attr);
-    zs->conds_ready = true;
-  }
+  pthread_condattr_init (&zs->waiter_attr);
+  pthread_condattr_setclock (&zs->waiter_attr, CLOCK_MONOTONIC);
+  zs->waiter_attr_ready = true;
   for (i = 0; i < zs->nr_zones; i++) {
     struct zone *z = &zs->zones[i];
     zone_bounds (&zs->geometry, img->virtual_size, i,
@@ -345,9 +348,8 @@ zones_free (struct zone_set *zs)
   if (zs == NULL)
     return;
   pthread_mutex_destroy (&zs->lock);
-  if (zs->conds_ready)
-    for (uint32_t i = 0; i < zs->nr_zones; i++)
-      pthread_cond_destroy (&zs->zones[i].changed);
+  if (zs->waiter_attr_ready)
+    pthread_condattr_destroy (&zs->waiter_attr);
   pthread_mutex_destroy (&zs->wp_write_lock);
   free (zs->zones);
   free (zs->wp_table);

@@ -2,7 +2,8 @@
  * and the write-pointer table on disk.
  *
  * Locking order: wp_write_lock, then lock, then the image's meta_lock.
- * `lock` guards the zone states and is never held across I/O.
+ * `lock` guards the zone states and the requests queued on and in flight
+ * in each zone, and is never held across I/O.
  * `wp_write_lock` orders every write of write-pointer entries (flush and
  * reset), so an older pointer never overwrites a newer one on disk.
  */
@@ -16,22 +17,42 @@
 #include "zqcow2.h"
 
 struct zq_image;
+struct zone_waiter;
 
 struct zone {
   uint64_t start, length, capacity;
-  uint64_t wp;                  /* end of the writes that completed */
+  /* The write pointer that reads, reports and the table on disk go by:
+   * the end of the writes that completed, each after all those before
+   * it.
+   */
+  uint64_t wp;
+  /* Where the next write must start: the end of the writes accepted so
+   * far, some of which may still be in flight.  Equal to wp when none is.
+   */
+  uint64_t wp_admitted;
   uint64_t wp_on_disk;          /* what the write-pointer table says */
   uint64_t wp_flushing;         /* captured by a flush in progress */
   enum zq_zone_cond cond;       /* the state machine's condition */
   bool conventional;
   bool offline;                 /* injected, or a corrupt entry read-only */
   bool readonly;                /* injected */
-  bool busy;                    /* a write, finish or reset in progress */
-  uint64_t last_used;           /* for closing the least recently used */
-  /* Signalled when this zone stops being busy or its pointer moves: only
-   * the requests queued on this zone wake up.
+  bool resetting;               /* a reset in progress */
+  uint32_t resets_waiting;      /* resets waiting for the writes to drain */
+  /* failing: a write in flight failed, so nothing is accepted until every
+   * write in flight has finished and wp_admitted is back at wp.
+   * dooming: the failed write has been retired, so the writes accepted
+   * after it fail too as they finish.
    */
-  pthread_cond_t changed;
+  bool failing, dooming;
+  uint64_t failed_at;           /* the failed write's offset, for messages */
+  uint64_t last_used;           /* for closing the least recently used */
+  /* The requests queued on this zone, each waiting on a condition
+   * variable of its own, so that a state change wakes only the requests
+   * it lets proceed instead of every request queued here.
+   */
+  struct zone_waiter *waiters;
+  /* The writes accepted and not yet retired, in offset order. */
+  struct zone_waiter *in_flight, *in_flight_last;
 };
 
 struct zone_set {
@@ -41,12 +62,20 @@ struct zone_set {
   uint8_t *wp_table;            /* encoded entries, for writing them */
 
   pthread_mutex_t lock;
-  bool conds_ready;             /* every zone's `changed` is initialised */
+  pthread_condattr_t waiter_attr;  /* waits are bounded in monotonic time */
+  bool waiter_attr_ready;
   pthread_mutex_t wp_write_lock;
   uint32_t nr_open;             /* implicitly + explicitly open */
   uint32_t nr_active;           /* open + closed */
   uint64_t clock;
   bool little_endian;           /* table read in the old byte order */
+
+  /* Tests only (fault injection): called before the data of each write
+   * into a sequential zone is written, without the lock held.  A
+   * non-zero errno fails that write as an I/O error would.
+   */
+  int (*fault_hook) (void *opaque, uint64_t offset, uint64_t count);
+  void *fault_opaque;
 };
 
 /* Reads and validates the zoned extension and the write-pointer table.
