@@ -6,7 +6,8 @@
 # zeroes; the next round writes on from the recovered pointers.
 #
 # ZQ_CRASH_ROUNDS (default 50), ZQ_CRASH_SEED, ZQ_CRASH_DEPTH (writes in
-# flight, default 1) and ZQ_CRASH_MAX_DELAY_MS (default 300) change the
+# flight; by default 1 and 4 in turn, so that pipelined writes into one
+# zone are killed too) and ZQ_CRASH_MAX_DELAY_MS (default 300) change the
 # run; scripts/crash-soak runs it long.
 
 source "$(dirname "$0")/functions.sh"
@@ -18,7 +19,7 @@ scratch_dir
 
 rounds="${ZQ_CRASH_ROUNDS:-50}"
 seed="${ZQ_CRASH_SEED:-20250101}"
-depth="${ZQ_CRASH_DEPTH:-1}"
+depths="${ZQ_CRASH_DEPTH:-1 4}"
 max_delay_ms="${ZQ_CRASH_MAX_DELAY_MS:-300}"
 
 # Zone 0 conventional, zones 1-6 written, zone 7 never touched.  Four may
@@ -57,6 +58,8 @@ for (( round = 1; round <= rounds; round++ )); do
     done
     [ -S "$sock" ] || fail "round $round: nbdkit did not create $sock"
 
+    read -r -a depth_list <<<"$depths"
+    depth=${depth_list[round % ${#depth_list[@]}]}
     zq-crashwriter write --zone-size $zone_size --capacity $capacity \
         --log crash.log --seed $(( seed * 1000 + round )) --depth "$depth" \
         "nbd+unix:///?socket=$sock" $write_zones > writer.out 2>&1 &
