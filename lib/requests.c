@@ -80,16 +80,11 @@ zq_trim (struct zq_image *img, uint64_t count, uint64_t offset,
 int
 zq_flush (struct zq_image *img)
 {
-  int r;
-
   if (img->readonly)
     return 0;
   if (img->zones)
     return zones_flush (img);
-  pthread_mutex_lock (&img->meta_lock);
-  r = flush_metadata (img);
-  pthread_mutex_unlock (&img->meta_lock);
-  return r;
+  return flush_image (img);
 }
 
 int
