@@ -45,11 +45,24 @@ sync_fds (struct zq_image *img)
   return 0;
 }
 
+/* A sync that started as epoch `epoch` has returned: what was written
+ * before it started is durable.
+ */
+static void
+sync_done (struct zq_image *img, uint64_t epoch)
+{
+  if (epoch > img->durable_epoch)
+    img->durable_epoch = epoch;
+}
+
 int
 sync_file (struct zq_image *img)
 {
+  uint64_t epoch = ++img->sync_epoch;
+
   if (sync_fds (img) == -1)
     return -1;
+  sync_done (img, epoch);
   /* Started after every write so far, so it covers an unlocked sync
    * still in flight too.
    */
@@ -65,6 +78,7 @@ sync_file (struct zq_image *img)
 static int
 sync_file_unlocked (struct zq_image *img)
 {
+  uint64_t epoch = ++img->sync_epoch;
   int r;
 
   if (img->unsynced_writes)
@@ -73,7 +87,9 @@ sync_file_unlocked (struct zq_image *img)
   pthread_mutex_unlock (&img->meta_lock);
   r = sync_fds (img);
   pthread_mutex_lock (&img->meta_lock);
-  if (r == -1 && img->sync_in_flight)
+  if (r == 0)
+    sync_done (img, epoch);
+  else if (img->sync_in_flight)
     img->unsynced_writes = true;
   img->sync_in_flight = false;
   return r;
@@ -204,6 +220,7 @@ write_l1_entries (struct zq_image *img)
     }
   }
   img->unsynced_writes = true;
+  img->l1_written_epoch = img->sync_epoch + 1;
   img->l1_flushing_first = img->l1_flushing_end = 0;
   return 0;
 }
@@ -330,4 +347,65 @@ flush_image (struct zq_image *img)
   pthread_mutex_unlock (&img->meta_lock);
   pthread_mutex_unlock (&img->flush_lock);
   return r;
+}
+
+static bool
+in_range (uint64_t i, uint32_t first, uint32_t end)
+{
+  return i >= first && i < end;
+}
+
+/* Whether the L1 entries and L2 tables that map guest [offset, offset +
+ * count) are durable and the same on disk as in memory.  Then a request
+ * on the range that has completed needs only the data synced: a crash
+ * leaves the range mapped as it is now (and the refcounts of the
+ * clusters it points at were durable before those tables were written),
+ * and the data those clusters hold now, the request's or a later one's,
+ * was written before this check, so before the fdatasync that follows.
+ * A table dirty for any entry, of the range or not, makes the answer no:
+ * cheap, and errs on the safe side.  meta_lock held.
+ */
+static bool
+range_metadata_durable (struct zq_image *img, uint64_t count,
+                        uint64_t offset)
+{
+  unsigned shift = img->l2_bits + img->cluster_bits;
+  uint64_t i;
+
+  if (img->l1_written_epoch > img->durable_epoch)
+    return false;
+  for (i = offset >> shift; i <= (offset + count - 1) >> shift; i++) {
+    uint64_t l2_offset;
+
+    if (i >= img->l1_size ||
+        in_range (i, img->l1_dirty_first, img->l1_dirty_end) ||
+        in_range (i, img->l1_flushing_first, img->l1_flushing_end))
+      return false;
+    l2_offset = img->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+    if (l2_offset != 0 &&
+        !metacache_table_durable (img->l2_cache, l2_offset))
+      return false;
+  }
+  return true;
+}
+
+int
+flush_range (struct zq_image *img, uint64_t count, uint64_t offset)
+{
+  bool durable;
+
+  if (img->readonly)
+    return 0;
+  pthread_mutex_lock (&img->meta_lock);
+  durable = count > 0 && range_metadata_durable (img, count, offset);
+  pthread_mutex_unlock (&img->meta_lock);
+  if (!durable)
+    return flush_image (img);
+  if (fdatasync (img->data_fd) == -1) {
+    zq_error ("%s: fdatasync of %s: %m", img->filename,
+              has_data_file (img) ? img->data_filename : "the image");
+    errno = EIO;
+    return -1;
+  }
+  return 0;
 }

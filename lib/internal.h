@@ -105,6 +105,14 @@ struct zq_image {
   bool unsynced_writes;
   bool sync_in_flight;
 
+  /* For FUA (flush_range): every sync that starts advances sync_epoch;
+   * one that succeeds raises durable_epoch to its own epoch.  A write
+   * made while sync_epoch was E is durable once durable_epoch > E.
+   * l1_written_epoch: E + 1 of the last L1 entry write, 0 if none.
+   */
+  uint64_t sync_epoch, durable_epoch;
+  uint64_t l1_written_epoch;
+
   /* flush.c: what the flush in progress took at its start (the frees it
    * applies and the L1 entries it writes, as they were then), and the
    * count of flushes started and of the last one that succeeded, so that
@@ -281,6 +289,11 @@ int check_writable (struct zq_image *img, const char *what);
  * Takes flush_lock and meta_lock itself: call it holding neither.
  */
 int flush_image (struct zq_image *img);
+/* FUA of a request on [offset, offset + count) that has completed:
+ * flush_image, or only an fdatasync of the data when the metadata that
+ * maps the range is already durable.  Takes the locks it needs.
+ */
+int flush_range (struct zq_image *img, uint64_t count, uint64_t offset);
 /* fdatasync of the data file and the image, meta_lock held. */
 int sync_file (struct zq_image *img);
 

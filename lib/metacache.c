@@ -43,6 +43,7 @@ struct metacache {
   uint32_t nr_dirty;
   struct metacache *depends_on;
   struct snapshot snap;
+  uint64_t written_epoch;       /* of the last table write, + 1; 0: none */
   struct metacache_stats stats;
 };
 
@@ -218,6 +219,7 @@ pwrite_table (struct metacache *c, const uint8_t *table, uint64_t offset)
     return -1;
   }
   c->img->unsynced_writes = true;
+  c->written_epoch = c->img->sync_epoch + 1;
   return 0;
 }
 
@@ -338,6 +340,19 @@ bool
 metacache_has_dirty (const struct metacache *c)
 {
   return c->nr_dirty > 0;
+}
+
+bool
+metacache_table_durable (const struct metacache *c, uint64_t offset)
+{
+  int32_t i = hash_find (c, offset);
+
+  /* A table not cached is not dirty: dirty ones leave only when written
+   * (which sets written_epoch) or forgotten.
+   */
+  if (i != NO_SLOT && c->slots[i].dirty)
+    return false;
+  return c->written_epoch <= c->img->durable_epoch;
 }
 
 void

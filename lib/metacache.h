@@ -48,6 +48,12 @@ int metacache_writeback (struct metacache *c);
 
 bool metacache_has_dirty (const struct metacache *c);
 
+/* Whether the file holds the table at offset, as cached, durably: it is
+ * not dirty, and no table of this cache was written since the last sync
+ * that succeeded started (img->durable_epoch).
+ */
+bool metacache_table_durable (const struct metacache *c, uint64_t offset);
+
 /* For a flush that syncs without meta_lock: metacache_snapshot copies
  * every dirty table (at most max_bytes of them, else fails with E2BIG
  * and copies none) at a moment when everything they point at is about
