@@ -39,6 +39,7 @@ static int shadow_fd = -1;
 static uint64_t next_seq = 1;
 static struct logged_write *log_entries;
 static size_t nr_logged, log_alloc;
+static unsigned fail_every, nr_syncs;
 
 static ssize_t
 real_pwrite (int fd, const void *buf, size_t count, off_t offset)
@@ -147,6 +148,11 @@ fdatasync (int fd)
     return syscall (SYS_fdatasync, fd);
   pthread_mutex_lock (&lock);
   upto = next_seq;
+  if (fail_every > 0 && ++nr_syncs % fail_every == 0) {
+    pthread_mutex_unlock (&lock);
+    errno = EIO;                /* and nothing became durable */
+    return -1;
+  }
   pthread_mutex_unlock (&lock);
   r = syscall (SYS_fdatasync, fd);
   if (r == 0) {
@@ -204,6 +210,14 @@ powercut_start (const char *image, const char *shadow)
   traced_fd = fd;
   pthread_mutex_unlock (&lock);
   return 0;
+}
+
+void
+powercut_fail_syncs (unsigned every)
+{
+  pthread_mutex_lock (&lock);
+  fail_every = every;
+  pthread_mutex_unlock (&lock);
 }
 
 void

@@ -10,6 +10,11 @@
 int powercut_start (const char *image, const char *shadow);
 void powercut_stop (void);
 
+/* Makes every `every`-th fdatasync of the traced file fail with EIO,
+ * syncing nothing (0: none fails).
+ */
+void powercut_fail_syncs (unsigned every);
+
 /* Writes to `out` what the disk could hold after a power cut now: the
  * synced writes and a random subset of the others.  at_cut runs while
  * no write can happen, to record what the caller expects.

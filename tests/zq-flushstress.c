@@ -7,7 +7,7 @@
  *
  *   zq-flushstress [--seed N] [--ops N] [--threads N] [--cache BYTES]
  *                  [--reference RAW] [--crash-after-ms MS]
- *                  [--power-cuts N] IMAGE
+ *                  [--power-cuts N] [--fail-syncs N] IMAGE
  *
  * The image (a qcow2 image with 4 KiB clusters, made by the caller) is
  * written; --reference writes a raw file with the bytes the image must
@@ -21,6 +21,11 @@
  * version of the block no older than the last flush or FUA write that
  * returned, and no newer than the last write started; the caller runs
  * qemu-img check on them.
+ *
+ * --fail-syncs N makes every Nth fdatasync of the image fail with EIO
+ * (syncing nothing).  Requests and flushes that fail so are tolerated,
+ * their blocks' content left open until rewritten; after a clean close
+ * the image is reopened and every other block compared.
  */
 #include <config.h>
 
@@ -71,6 +76,8 @@ static uint32_t *started_gen, *completed_gen, *durable_gen;
 static uint64_t *zero_gens;
 static uint32_t *cut_started[MAX_CUTS], *cut_durable[MAX_CUTS];
 static unsigned cuts_made;
+static unsigned fail_syncs;
+static uint8_t *unknown;        /* a request on the block failed */
 static const uint8_t zero_block[BLOCK];
 
 static void
@@ -125,6 +132,18 @@ raise_to (uint32_t *slot, uint32_t value)
     ;
 }
 
+/* A request failed: only injected EIO is expected, and it leaves the
+ * block's content open (the data may or may not have been written).
+ */
+static int
+failed_op (uint64_t block)
+{
+  if (fail_syncs == 0 || errno != EIO)
+    return -1;
+  unknown[block] = 1;
+  return 0;
+}
+
 static int
 one_op (uint64_t *state, unsigned thread, uint8_t *buf)
 {
@@ -148,32 +167,32 @@ one_op (uint64_t *state, unsigned thread, uint8_t *buf)
   if (kind < 10) {                      /* whole cluster */
     fill_version (buf, block, gen);
     if (zq_pwrite (img, buf, BLOCK, offset, flags) == -1)
-      return -1;
+      return failed_op (block);
     memcpy (expected, buf, BLOCK);
   }
   else if (kind < 12) {                 /* part of one: copy-on-write */
     uint64_t at = next_random (state) % (BLOCK / 512) * 512;
     memset (buf, (int) (next_random (state) | 1), 512);
     if (zq_pwrite (img, buf, 512, offset + at, flags) == -1)
-      return -1;
+      return failed_op (block);
     memcpy (expected + at, buf, 512);
+    return 0;
   }
   else if (kind < 14 && trim_zeroes) { /* frees the cluster */
     if (zq_trim (img, BLOCK, offset, flags) == -1)
-      return -1;
+      return failed_op (block);
     memset (expected, 0, BLOCK);
   }
   else {
     if (zq_zero (img, BLOCK, offset, flags | (kind == 15 ? ZQ_MAY_TRIM : 0))
         == -1)
-      return -1;
+      return failed_op (block);
     memset (expected, 0, BLOCK);
   }
-  if (kind < 10 || kind >= 12) {
-    __atomic_store_n (&completed_gen[block], gen, __ATOMIC_SEQ_CST);
-    if (flags & ZQ_FUA)
-      raise_to (&durable_gen[block], gen);
-  }
+  unknown[block] = 0;
+  __atomic_store_n (&completed_gen[block], gen, __ATOMIC_SEQ_CST);
+  if (flags & ZQ_FUA)
+    raise_to (&durable_gen[block], gen);
   return 0;
 }
 
@@ -202,8 +221,10 @@ flusher (void *arg)
     /* What completed before the flush starts, it makes durable. */
     for (uint64_t b = 0; b < nr_blocks; b++)
       covered[b] = __atomic_load_n (&completed_gen[b], __ATOMIC_SEQ_CST);
-    if (zq_flush (img) == -1)
-      die ("flush");
+    if (zq_flush (img) == -1) {
+      if (fail_syncs == 0 || errno != EIO)
+        die ("flush");
+    }
     else
       for (uint64_t b = 0; b < nr_blocks; b++)
         raise_to (&durable_gen[b], covered[b]);
@@ -313,6 +334,42 @@ verify_cut (unsigned k)
   return bad ? -1 : 0;
 }
 
+/* After a run with failing syncs: the image, closed cleanly, reads as
+ * the reference in every block no failed request left open.
+ */
+static int
+verify_image (const char *path)
+{
+  struct zq_open_options options = {
+    .filename = path, .readonly = true, .no_backing = true,
+  };
+  struct zq_image *image = zq_open (&options);
+  uint8_t data[BLOCK];
+  uint64_t open_blocks = 0, bad = 0;
+
+  if (image == NULL) {
+    die (path);
+    return -1;
+  }
+  for (uint64_t b = 0; b < nr_blocks; b++) {
+    if (unknown[b]) {
+      open_blocks++;
+      continue;
+    }
+    if (zq_pread (image, data, BLOCK, b * BLOCK) == -1 ||
+        memcmp (data, reference + b * BLOCK, BLOCK) != 0) {
+      if (bad++ < 5)
+        fprintf (stderr, "zq-flushstress: %s: block %" PRIu64 " differs\n",
+                 path, b);
+    }
+  }
+  zq_close (image);
+  printf ("zq-flushstress: %" PRIu64 " blocks compared, %" PRIu64
+          " left open by failed requests\n", nr_blocks - open_blocks,
+          open_blocks);
+  return bad ? -1 : 0;
+}
+
 static int
 write_reference (const char *path)
 {
@@ -353,17 +410,20 @@ run (const char *image, uint64_t cache_bytes)
   completed_gen = calloc (nr_blocks, sizeof *completed_gen);
   durable_gen = calloc (nr_blocks, sizeof *durable_gen);
   zero_gens = calloc (nr_blocks, sizeof *zero_gens);
+  unknown = calloc (nr_blocks, 1);
   if (reference == NULL || started_gen == NULL || completed_gen == NULL ||
-      durable_gen == NULL || zero_gens == NULL ||
+      durable_gen == NULL || zero_gens == NULL || unknown == NULL ||
       zq_pread (img, reference, nr_blocks * BLOCK, 0))
     die ("reading the image");
-  if (nr_cuts > 0) {
+  if (nr_cuts > 0 || fail_syncs > 0) {
     char shadow[4096];
     snprintf (shadow, sizeof shadow, "%s.shadow", image);
     if (powercut_start (image, shadow) == -1)
       die ("starting the power cut simulation");
-    pthread_create (&cut_thread, NULL, cutter, NULL);
+    powercut_fail_syncs (fail_syncs);
   }
+  if (nr_cuts > 0)
+    pthread_create (&cut_thread, NULL, cutter, NULL);
   pthread_create (&flush_thread, NULL, flusher, NULL);
   for (t = 0; t < nr_threads; t++)
     pthread_create (&writers[t], NULL, writer, (void *) (uintptr_t) t);
@@ -373,10 +433,14 @@ run (const char *image, uint64_t cache_bytes)
   pthread_join (flush_thread, NULL);
   if (nr_cuts > 0)
     pthread_join (cut_thread, NULL);
+  powercut_fail_syncs (0);              /* the closing flush succeeds */
   if (zq_close (img) == -1)
     die ("close");
-  if (nr_cuts > 0) {
+  if (nr_cuts > 0 || fail_syncs > 0)
     powercut_stop ();
+  if (fail_syncs > 0 && verify_image (image) == -1)
+    failed = true;
+  if (nr_cuts > 0) {
     for (unsigned k = 0; k < cuts_made; k++)
       if (verify_cut (k) == -1)
         failed = true;
@@ -421,6 +485,7 @@ main (int argc, char **argv)
     { "reference", required_argument, NULL, 'r' },
     { "crash-after-ms", required_argument, NULL, 'k' },
     { "power-cuts", required_argument, NULL, 'p' },
+    { "fail-syncs", required_argument, NULL, 'f' },
     { NULL, 0, NULL, 0 },
   };
   const char *reference_path = NULL;
@@ -437,6 +502,7 @@ main (int argc, char **argv)
     case 'r': reference_path = optarg; break;
     case 'k': crash_ms = strtol (optarg, NULL, 0); break;
     case 'p': nr_cuts = (unsigned) strtoul (optarg, NULL, 0); break;
+    case 'f': fail_syncs = (unsigned) strtoul (optarg, NULL, 0); break;
     default: return 2;
     }
   }
@@ -444,7 +510,8 @@ main (int argc, char **argv)
       nr_cuts > MAX_CUTS) {
     fprintf (stderr, "usage: zq-flushstress [--seed N] [--ops N] "
              "[--threads N] [--cache BYTES] [--reference RAW] "
-             "[--crash-after-ms MS] [--power-cuts N] IMAGE\n");
+             "[--crash-after-ms MS] [--power-cuts N] [--fail-syncs N] "
+             "IMAGE\n");
     return 2;
   }
   image_path = realpath (argv[optind], NULL);
