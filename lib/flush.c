@@ -10,6 +10,11 @@
  *      and write their refcounts at once (unsynced: a crash before the
  *      next sync leaks them at worst) so that few leak when the process
  *      is killed.
+ *
+ * The syncs run without meta_lock, so requests go on while the disk
+ * works: a flush covers what it took at its start (copies of the dirty
+ * L2 tables, the dirty L1 entries, the pending frees) and leaves what
+ * changes meanwhile to the next flush; see flush_steps.
  */
 #include <config.h>
 
