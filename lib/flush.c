@@ -10,12 +10,18 @@
  *      and write their refcounts at once (unsynced: a crash before the
  *      next sync leaks them at worst) so that few leak when the process
  *      is killed.
+ *
+ * The syncs run without meta_lock, so requests go on while the disk
+ * works: a flush covers what it took at its start (copies of the dirty
+ * L2 tables, the dirty L1 entries, the pending frees) and leaves what
+ * changes meanwhile to the next flush; see flush_steps.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "be.h"
@@ -24,10 +30,11 @@
 #include "refcount.h"
 
 /* The data file first: its data is durable before any L2 entry that
- * points at it, as with data in the image itself.
+ * points at it, as with data in the image itself.  Touches no state, so
+ * that it can run without meta_lock.
  */
-int
-sync_file (struct zq_image *img)
+static int
+sync_fds (struct zq_image *img)
 {
   if (has_data_file (img) && fdatasync (img->data_fd) == -1) {
     zq_error ("%s: fdatasync of the data file %s: %m", img->filename,
@@ -40,8 +47,57 @@ sync_file (struct zq_image *img)
     errno = EIO;
     return -1;
   }
-  img->unsynced_writes = false;
   return 0;
+}
+
+/* A sync that started as epoch `epoch` has returned: what was written
+ * before it started is durable.
+ */
+static void
+sync_done (struct zq_image *img, uint64_t epoch)
+{
+  if (epoch > img->durable_epoch)
+    img->durable_epoch = epoch;
+}
+
+int
+sync_file (struct zq_image *img)
+{
+  uint64_t epoch = ++img->sync_epoch;
+
+  if (sync_fds (img) == -1)
+    return -1;
+  sync_done (img, epoch);
+  /* Started after every write so far, so it covers an unlocked sync
+   * still in flight too.
+   */
+  img->unsynced_writes = false;
+  img->sync_in_flight = false;
+  return 0;
+}
+
+/* sync_file with meta_lock dropped around the fdatasyncs.  What was
+ * written before is not durable until they return (needs_sync stays
+ * true), so a writer that depends on it syncs again under the lock.
+ */
+static int
+sync_file_unlocked (struct zq_image *img)
+{
+  uint64_t epoch = ++img->sync_epoch;
+  int r;
+
+  if (img->unsynced_writes)
+    img->sync_in_flight = true;
+  img->unsynced_writes = false;
+  pthread_mutex_unlock (&img->meta_lock);
+  r = sync_fds (img);
+  pthread_mutex_lock (&img->meta_lock);
+  if (r == 0)
+    sync_done (img, epoch);
+  else if (img->sync_in_flight)
+    img->unsynced_writes = true;
+  img->sync_in_flight = false;
+  return r;
 }
 
 void
@@ -86,13 +142,33 @@ queue_free_compressed (struct zq_image *img, uint64_t entry)
   queue_free (img, first << img->cluster_bits, last - first + 1);
 }
 
+/* The frees queued so far are this flush's to apply: the tables that
+ * stopped referencing those clusters were changed before it started, so
+ * it makes them durable.  Frees queued later wait for the next flush.
+ * The two lists trade places, so no allocation happens here.
+ */
 static void
-apply_pending_frees (struct zq_image *img)
+take_pending_frees (struct zq_image *img)
+{
+  struct pending_free *list = img->flushing_frees;
+  size_t alloc = img->flushing_frees_alloc;
+
+  img->flushing_frees = img->pending_frees;
+  img->flushing_frees_alloc = img->pending_frees_alloc;
+  img->nr_flushing_frees = img->nr_pending_frees;
+  img->pending_frees = list;
+  img->pending_frees_alloc = alloc;
+  img->nr_pending_frees = 0;
+  img->pending_free_clusters = 0;
+}
+
+static void
+apply_flushing_frees (struct zq_image *img)
 {
   size_t i;
 
-  for (i = 0; i < img->nr_pending_frees; i++) {
-    const struct pending_free *f = &img->pending_frees[i];
+  for (i = 0; i < img->nr_flushing_frees; i++) {
+    const struct pending_free *f = &img->flushing_frees[i];
     for (uint64_t c = f->first_cluster;
          c < f->first_cluster + f->nr_clusters; c++) {
       uint64_t host = c << img->cluster_bits;
@@ -103,21 +179,44 @@ apply_pending_frees (struct zq_image *img)
       }
     }
   }
-  img->nr_pending_frees = 0;
-  img->pending_free_clusters = 0;
+  img->nr_flushing_frees = 0;
+}
+
+/* The dirty L1 entries as they are now: an entry changed later may point
+ * at an L2 table this flush does not make durable.
+ */
+static int
+take_l1_entries (struct zq_image *img)
+{
+  uint32_t first = img->l1_dirty_first, end = img->l1_dirty_end;
+
+  if (first == end)
+    return 0;
+  if (img->l1_flushing == NULL) {
+    img->l1_flushing = malloc ((size_t) img->l1_size * sizeof (uint64_t));
+    if (img->l1_flushing == NULL)
+      return -1;
+  }
+  memcpy (img->l1_flushing + first, img->l1_table + first,
+          (size_t) (end - first) * sizeof (uint64_t));
+  img->l1_flushing_first = first;
+  img->l1_flushing_end = end;
+  img->l1_dirty_first = img->l1_dirty_end = 0;
+  return 0;
 }
 
 static int
 write_l1_entries (struct zq_image *img)
 {
-  uint32_t first = img->l1_dirty_first, end = img->l1_dirty_end, i;
+  uint32_t first = img->l1_flushing_first, end = img->l1_flushing_end, i;
   uint8_t entry[8];
 
   /* Entries are written one by one, each an atomic 8-byte write, so a
-   * crash leaves every entry either old or new.
+   * crash leaves every entry either old or new.  Only flushes write L1
+   * entries, one at a time, so none newer is on disk.
    */
   for (i = first; i < end; i++) {
-    store_be64 (entry, img->l1_table[i]);
+    store_be64 (entry, img->l1_flushing[i]);
     if (full_pwrite (img->fd, entry, 8,
                      img->header.l1_table_offset + (uint64_t) i * 8) == -1) {
       zq_error ("%s: writing L1 entry %" PRIu32 ": %m", img->filename, i);
@@ -126,31 +225,192 @@ write_l1_entries (struct zq_image *img)
     }
   }
   img->unsynced_writes = true;
-  img->l1_dirty_first = img->l1_dirty_end = 0;
+  img->l1_written_epoch = img->sync_epoch + 1;
+  img->l1_flushing_first = img->l1_flushing_end = 0;
   return 0;
 }
 
-int
-flush_metadata (struct zq_image *img)
+/* After a failed flush, what it took goes back for the next one: the
+ * frees it did not apply and the L1 entries it did not write (the next
+ * flush writes their current values).
+ */
+static void
+abandon_flush (struct zq_image *img)
 {
-  if (img->readonly)
-    return 0;
-  if (metacache_writeback (img->refblock_cache) == -1 ||
-      sync_file (img) == -1 ||
-      metacache_writeback (img->l2_cache) == -1)
+  uint32_t first = img->l1_flushing_first, end = img->l1_flushing_end;
+  size_t i;
+
+  metacache_drop_snapshot (img->l2_cache);
+  for (i = 0; i < img->nr_flushing_frees; i++)
+    queue_free (img, img->flushing_frees[i].first_cluster << img->cluster_bits,
+                img->flushing_frees[i].nr_clusters);
+  img->nr_flushing_frees = 0;
+  if (first != end) {
+    if (img->l1_dirty_first == img->l1_dirty_end) {
+      img->l1_dirty_first = first;
+      img->l1_dirty_end = end;
+    }
+    else {
+      if (first < img->l1_dirty_first)
+        img->l1_dirty_first = first;
+      if (end > img->l1_dirty_end)
+        img->l1_dirty_end = end;
+    }
+    img->l1_flushing_first = img->l1_flushing_end = 0;
+  }
+}
+
+/* Copies of dirty L2 tables a flush may hold so that it can sync without
+ * meta_lock; with more dirty tables than this, it keeps the lock.
+ */
+#define SNAPSHOT_MAX_BYTES (8u << 20)
+
+/* What the flush covers, taken at its start (step 1).  *unlocked says
+ * whether every dirty L2 table could be copied, so that the syncs may
+ * run without meta_lock: the copies are what the tables were when the
+ * refcount blocks they depend on were written.
+ */
+static int
+start_flush (struct zq_image *img, bool *unlocked)
+{
+  take_pending_frees (img);
+  if (take_l1_entries (img) == -1 ||
+      metacache_writeback (img->refblock_cache) == -1)
     return -1;
-  if (img->l1_dirty_first != img->l1_dirty_end) {
-    if (img->unsynced_writes && sync_file (img) == -1)
+  *unlocked = metacache_snapshot (img->l2_cache, SNAPSHOT_MAX_BYTES) == 0;
+  return 0;
+}
+
+static int
+flush_sync (struct zq_image *img, bool unlocked)
+{
+  return unlocked ? sync_file_unlocked (img) : sync_file (img);
+}
+
+/* Steps 1 to 5 of the comment at the top, meta_lock held (dropped around
+ * the syncs when unlocked).  While it is dropped, other requests may
+ * dirty, evict and write tables and queue frees: the flush writes only
+ * the copies it took (metacache_write_snapshot), the L1 entries and the
+ * frees it took, so nothing newer than its start reaches the disk
+ * through it before what that depends on.
+ */
+static int
+flush_steps (struct zq_image *img)
+{
+  bool unlocked;
+
+  if (start_flush (img, &unlocked) == -1 ||
+      flush_sync (img, unlocked) == -1)
+    return -1;
+  if ((unlocked ? metacache_write_snapshot (img->l2_cache)
+                : metacache_writeback (img->l2_cache)) == -1)
+    return -1;
+  if (img->l1_flushing_first != img->l1_flushing_end) {
+    if (needs_sync (img) && flush_sync (img, unlocked) == -1)
       return -1;
     if (write_l1_entries (img) == -1)
       return -1;
   }
-  if (img->unsynced_writes && sync_file (img) == -1)
+  if (needs_sync (img) && flush_sync (img, unlocked) == -1)
     return -1;
-  if (img->nr_pending_frees > 0) {
-    apply_pending_frees (img);
+  if (img->nr_flushing_frees > 0) {
+    apply_flushing_frees (img);
     if (metacache_writeback (img->refblock_cache) == -1)
       return -1;
+  }
+  return 0;
+}
+
+int
+flush_image (struct zq_image *img)
+{
+  uint64_t arrived_after, number;
+  int r;
+
+  if (img->readonly)
+    return 0;
+  arrived_after = __atomic_load_n (&img->flushes_started, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock (&img->flush_lock);
+  /* A flush that started after this one arrived, and succeeded, covered
+   * every write that had completed by then.
+   */
+  if (img->last_flush_done > arrived_after) {
+    pthread_mutex_unlock (&img->flush_lock);
+    return 0;
+  }
+  pthread_mutex_lock (&img->meta_lock);
+  number = img->flushes_started + 1;
+  __atomic_store_n (&img->flushes_started, number, __ATOMIC_SEQ_CST);
+  r = flush_steps (img);
+  if (r == -1) {
+    int saved_errno = errno;
+    abandon_flush (img);
+    errno = saved_errno;
+  }
+  else
+    img->last_flush_done = number;
+  pthread_mutex_unlock (&img->meta_lock);
+  pthread_mutex_unlock (&img->flush_lock);
+  return r;
+}
+
+static bool
+in_range (uint64_t i, uint32_t first, uint32_t end)
+{
+  return i >= first && i < end;
+}
+
+/* Whether the L1 entries and L2 tables that map guest [offset, offset +
+ * count) are durable and the same on disk as in memory.  Then a request
+ * on the range that has completed needs only the data synced: a crash
+ * leaves the range mapped as it is now (and the refcounts of the
+ * clusters it points at were durable before those tables were written),
+ * and the data those clusters hold now, the request's or a later one's,
+ * was written before this check, so before the fdatasync that follows.
+ * A table dirty for any entry, of the range or not, makes the answer no:
+ * cheap, and errs on the safe side.  meta_lock held.
+ */
+static bool
+range_metadata_durable (struct zq_image *img, uint64_t count,
+                        uint64_t offset)
+{
+  unsigned shift = img->l2_bits + img->cluster_bits;
+  uint64_t i;
+
+  if (img->l1_written_epoch > img->durable_epoch)
+    return false;
+  for (i = offset >> shift; i <= (offset + count - 1) >> shift; i++) {
+    uint64_t l2_offset;
+
+    if (i >= img->l1_size ||
+        in_range (i, img->l1_dirty_first, img->l1_dirty_end) ||
+        in_range (i, img->l1_flushing_first, img->l1_flushing_end))
+      return false;
+    l2_offset = img->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+    if (l2_offset != 0 &&
+        !metacache_table_durable (img->l2_cache, l2_offset))
+      return false;
+  }
+  return true;
+}
+
+int
+flush_range (struct zq_image *img, uint64_t count, uint64_t offset)
+{
+  bool durable;
+
+  if (img->readonly)
+    return 0;
+  pthread_mutex_lock (&img->meta_lock);
+  durable = count > 0 && range_metadata_durable (img, count, offset);
+  pthread_mutex_unlock (&img->meta_lock);
+  if (!durable)
+    return flush_image (img);
+  if (fdatasync (img->data_fd) == -1) {
+    zq_error ("%s: fdatasync of %s: %m", img->filename,
+              has_data_file (img) ? img->data_filename : "the image");
+    errno = EIO;
+    return -1;
   }
   return 0;
 }

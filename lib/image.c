@@ -266,6 +266,8 @@ free_image (struct zq_image *img)
   free (img->l1_table);
   free (img->refcount_table);
   free (img->pending_frees);
+  free (img->flushing_frees);
+  free (img->l1_flushing);
   free (img->description);
   header_free (&img->header);
   if (img->data_fd >= 0 && img->data_fd != img->fd)
@@ -301,6 +303,7 @@ image_open (const struct zq_open_options *options,
   if (img->filename == NULL)
     goto fail;
   pthread_mutex_init (&img->meta_lock, NULL);
+  pthread_mutex_init (&img->flush_lock, NULL);
   range_lock_init (&img->ranges);
 
   img->fd = open (img->filename,
@@ -420,6 +423,7 @@ zq_close (struct zq_image *img)
   }
   range_lock_destroy (&img->ranges);
   pthread_mutex_destroy (&img->meta_lock);
+  pthread_mutex_destroy (&img->flush_lock);
   free_image (img);
   return r;
 }

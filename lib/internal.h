@@ -5,6 +5,10 @@
  * never held across guest data I/O.  Guest data I/O is ordered by the
  * range lock instead: a request locks the clusters it touches, so two
  * requests on different clusters run in parallel.
+ *
+ * img->flush_lock serializes flushes (flush.c).  It is taken before
+ * meta_lock, never while holding it; a flush drops meta_lock around its
+ * fdatasyncs.
  */
 #ifndef ZQ_INTERNAL_H
 #define ZQ_INTERNAL_H
@@ -93,8 +97,34 @@ struct zq_image {
   size_t nr_pending_frees, pending_frees_alloc;
   uint64_t pending_free_clusters;
 
-  /* Writes since the last fdatasync, so flush can skip an empty sync. */
+  /* Writes since the last fdatasync started, so a sync can be skipped
+   * when empty.  sync_in_flight: writes that a flush's fdatasync, running
+   * without meta_lock, covers once it has returned; until then they are
+   * not durable either (needs_sync).
+   */
   bool unsynced_writes;
+  bool sync_in_flight;
+
+  /* For FUA (flush_range): every sync that starts advances sync_epoch;
+   * one that succeeds raises durable_epoch to its own epoch.  A write
+   * made while sync_epoch was E is durable once durable_epoch > E.
+   * l1_written_epoch: E + 1 of the last L1 entry write, 0 if none.
+   */
+  uint64_t sync_epoch, durable_epoch;
+  uint64_t l1_written_epoch;
+
+  /* flush.c: what the flush in progress took at its start (the frees it
+   * applies and the L1 entries it writes, as they were then), and the
+   * count of flushes started and of the last one that succeeded, so that
+   * a flush that waited behind another can skip its work.
+   */
+  pthread_mutex_t flush_lock;
+  struct pending_free *flushing_frees;
+  size_t nr_flushing_frees, flushing_frees_alloc;
+  uint64_t *l1_flushing;        /* l1_size entries, allocated once */
+  uint32_t l1_flushing_first, l1_flushing_end;
+  uint64_t flushes_started;     /* atomic: read without flush_lock */
+  uint64_t last_flush_done;
 
   /* qemu treats images whose clusters are allocated but sparse in the file
    * ("preallocation=metadata") specially in block status; see
@@ -271,9 +301,25 @@ uint8_t *cow_buffer (void);
 /* Fails with EPERM, logged, on a read-only image. */
 int check_writable (struct zq_image *img, const char *what);
 
-/* flush.c */
-int flush_metadata (struct zq_image *img);   /* meta_lock held */
+/* flush.c: makes every write that completed before the call durable.
+ * Takes flush_lock and meta_lock itself: call it holding neither.
+ */
+int flush_image (struct zq_image *img);
+/* FUA of a request on [offset, offset + count) that has completed:
+ * flush_image, or only an fdatasync of the data when the metadata that
+ * maps the range is already durable.  Takes the locks it needs.
+ */
+int flush_range (struct zq_image *img, uint64_t count, uint64_t offset);
+/* fdatasync of the data file and the image, meta_lock held. */
 int sync_file (struct zq_image *img);
+
+/* Whether written metadata or data may not be durable yet. */
+static inline bool
+needs_sync (const struct zq_image *img)
+{
+  return img->unsynced_writes || img->sync_in_flight;
+}
+
 void queue_free (struct zq_image *img, uint64_t host_offset,
                  uint64_t nr_clusters);
 /* Queues the release of the host clusters holding the data of the

@@ -256,11 +256,14 @@ split_clusters (const struct zq_image *img, uint64_t count, uint64_t offset,
 static void
 release_if_many_pending (struct zq_image *img)
 {
+  bool many;
+
   pthread_mutex_lock (&img->meta_lock);
-  if ((img->pending_free_clusters << img->cluster_bits) >=
-      PENDING_FREE_FLUSH_BYTES)
-    flush_metadata (img);       /* on failure, the next flush retries */
+  many = (img->pending_free_clusters << img->cluster_bits) >=
+         PENDING_FREE_FLUSH_BYTES;
   pthread_mutex_unlock (&img->meta_lock);
+  if (many)
+    flush_image (img);          /* on failure, the next flush retries */
 }
 
 int

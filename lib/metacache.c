@@ -17,6 +17,18 @@ struct slot {
   int32_t hash_next;            /* next slot in the same hash bucket */
   int32_t lru_prev, lru_next;   /* towards the most / least recent */
   bool dirty;
+  bool in_snapshot;             /* its copy in the snapshot is still due */
+};
+
+/* The dirty tables copied out by metacache_snapshot, for a flush to
+ * write once what they point at is durable (see metacache.h).
+ */
+struct snapshot {
+  uint8_t *tables;              /* nr copies of table_size bytes */
+  int32_t *slot_of;             /* the slot each copy was taken from */
+  uint64_t *offset_of;          /* and the table it held then */
+  uint32_t nr;
+  size_t bytes_alloc;
 };
 
 struct metacache {
@@ -30,6 +42,8 @@ struct metacache {
   int32_t lru_head, lru_tail;   /* most and least recently used */
   uint32_t nr_dirty;
   struct metacache *depends_on;
+  struct snapshot snap;
+  uint64_t written_epoch;       /* of the last table write, + 1; 0: none */
   struct metacache_stats stats;
 };
 
@@ -165,6 +179,9 @@ metacache_free (struct metacache *c)
   free (c->tables);
   free (c->slots);
   free (c->buckets);
+  free (c->snap.tables);
+  free (c->snap.slot_of);
+  free (c->snap.offset_of);
   free (c);
 }
 
@@ -176,7 +193,8 @@ metacache_set_dependency (struct metacache *c, struct metacache *depends_on)
 
 /* Before any table of c reaches the disk, what it depends on must be
  * durable: the tables of the cache it depends on, and (covered by the
- * same sync) the guest data its entries point at.
+ * same sync) the guest data its entries point at.  A sync that a flush
+ * has started without the lock does not count until it has ended.
  */
 static int
 prepare_write (struct metacache *c)
@@ -185,8 +203,23 @@ prepare_write (struct metacache *c)
     return 0;
   if (metacache_writeback (c->depends_on) == -1)
     return -1;
-  if (c->img->unsynced_writes && sync_file (c->img) == -1)
+  if (needs_sync (c->img) && sync_file (c->img) == -1)
     return -1;
+  return 0;
+}
+
+static int
+pwrite_table (struct metacache *c, const uint8_t *table, uint64_t offset)
+{
+  if (full_pwrite (c->img->fd, table, c->table_size, offset) == -1) {
+    int saved_errno = errno;
+    zq_error ("%s: writing the %s at offset 0x%" PRIx64 ": %m",
+              c->img->filename, c->what, offset);
+    errno = saved_errno == ENOSPC ? ENOSPC : EIO;
+    return -1;
+  }
+  c->img->unsynced_writes = true;
+  c->written_epoch = c->img->sync_epoch + 1;
   return 0;
 }
 
@@ -195,15 +228,12 @@ write_slot (struct metacache *c, int32_t i)
 {
   struct slot *s = &c->slots[i];
 
-  if (full_pwrite (c->img->fd, table_of (c, i), c->table_size,
-                   s->offset) == -1) {
-    int saved_errno = errno;
-    zq_error ("%s: writing the %s at offset 0x%" PRIx64 ": %m",
-              c->img->filename, c->what, s->offset);
-    errno = saved_errno == ENOSPC ? ENOSPC : EIO;
+  if (pwrite_table (c, table_of (c, i), s->offset) == -1)
     return -1;
-  }
-  c->img->unsynced_writes = true;
+  /* The newest content is on disk: a snapshot copy, older, must not
+   * overwrite it.
+   */
+  s->in_snapshot = false;
   s->dirty = false;
   c->nr_dirty--;
   c->stats.writebacks++;
@@ -312,6 +342,19 @@ metacache_has_dirty (const struct metacache *c)
   return c->nr_dirty > 0;
 }
 
+bool
+metacache_table_durable (const struct metacache *c, uint64_t offset)
+{
+  int32_t i = hash_find (c, offset);
+
+  /* A table not cached is not dirty: dirty ones leave only when written
+   * (which sets written_epoch) or forgotten.
+   */
+  if (i != NO_SLOT && c->slots[i].dirty)
+    return false;
+  return c->written_epoch <= c->img->durable_epoch;
+}
+
 void
 metacache_forget (struct metacache *c, uint64_t offset)
 {
@@ -323,6 +366,7 @@ metacache_forget (struct metacache *c, uint64_t offset)
     c->slots[i].dirty = false;
     c->nr_dirty--;
   }
+  c->slots[i].in_snapshot = false;     /* its cluster is no table now */
   hash_remove (c, i);
   c->slots[i].offset = EMPTY_OFFSET;
   /* Reuse it first. */
@@ -334,6 +378,114 @@ metacache_forget (struct metacache *c, uint64_t offset)
   c->lru_tail = i;
   if (c->lru_head == NO_SLOT)
     c->lru_head = i;
+}
+
+/* Room for n copies, grown (rarely: a flush with more dirty tables than
+ * any before) but never past max_bytes.
+ */
+static int
+snapshot_reserve (struct metacache *c, uint32_t n, size_t max_bytes)
+{
+  struct snapshot *snap = &c->snap;
+  size_t need = (size_t) n * c->table_size;
+  uint8_t *tables;
+
+  if (need > max_bytes) {
+    errno = E2BIG;
+    return -1;
+  }
+  if (snap->slot_of == NULL) {
+    snap->slot_of = malloc (c->nr_slots * sizeof *snap->slot_of);
+    snap->offset_of = malloc (c->nr_slots * sizeof *snap->offset_of);
+    if (snap->slot_of == NULL || snap->offset_of == NULL)
+      return -1;
+  }
+  if (need <= snap->bytes_alloc)
+    return 0;
+  if (need < 2 * snap->bytes_alloc)
+    need = 2 * snap->bytes_alloc < max_bytes ? 2 * snap->bytes_alloc
+                                             : max_bytes;
+  tables = realloc (snap->tables, need);
+  if (tables == NULL)
+    return -1;
+  snap->tables = tables;
+  snap->bytes_alloc = need;
+  return 0;
+}
+
+int
+metacache_snapshot (struct metacache *c, size_t max_bytes)
+{
+  struct snapshot *snap = &c->snap;
+  uint32_t i;
+
+  snap->nr = 0;
+  if (c->nr_dirty == 0)
+    return 0;
+  if (snapshot_reserve (c, c->nr_dirty, max_bytes) == -1)
+    return -1;
+  for (i = 0; i < c->nr_slots; i++) {
+    if (!c->slots[i].dirty)
+      continue;
+    memcpy (snap->tables + (size_t) snap->nr * c->table_size,
+            table_of (c, i), c->table_size);
+    snap->slot_of[snap->nr] = (int32_t) i;
+    snap->offset_of[snap->nr] = c->slots[i].offset;
+    snap->nr++;
+    c->slots[i].in_snapshot = true;
+  }
+  return 0;
+}
+
+/* A copy still due: its slot still holds that table, dirty, and nothing
+ * wrote the table since the snapshot (write_slot and forget clear the
+ * mark).
+ */
+static bool
+copy_is_due (const struct metacache *c, uint32_t k)
+{
+  const struct slot *s = &c->slots[c->snap.slot_of[k]];
+
+  return s->in_snapshot && s->offset == c->snap.offset_of[k];
+}
+
+int
+metacache_write_snapshot (struct metacache *c)
+{
+  struct snapshot *snap = &c->snap;
+  int r = 0;
+  uint32_t k;
+
+  for (k = 0; k < snap->nr; k++) {
+    int32_t i = snap->slot_of[k];
+    const uint8_t *copy = snap->tables + (size_t) k * c->table_size;
+
+    if (r == -1 || !copy_is_due (c, k))
+      continue;
+    /* Unchanged since the snapshot: this write makes the slot clean.
+     * Changed: the newer entries may point at clusters whose data or
+     * refcounts are not durable yet, so only the copy is written and
+     * the slot stays dirty for a later write (eviction or flush), which
+     * will honour the dependency.
+     */
+    if (memcmp (copy, table_of (c, i), c->table_size) == 0)
+      r = write_slot (c, i);
+    else if ((r = pwrite_table (c, copy, snap->offset_of[k])) == 0)
+      c->stats.writebacks++;
+  }
+  metacache_drop_snapshot (c);
+  return r;
+}
+
+void
+metacache_drop_snapshot (struct metacache *c)
+{
+  uint32_t k;
+
+  for (k = 0; k < c->snap.nr; k++)
+    if (copy_is_due (c, k))
+      c->slots[c->snap.slot_of[k]].in_snapshot = false;
+  c->snap.nr = 0;
 }
 
 void

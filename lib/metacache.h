@@ -48,6 +48,25 @@ int metacache_writeback (struct metacache *c);
 
 bool metacache_has_dirty (const struct metacache *c);
 
+/* Whether the file holds the table at offset, as cached, durably: it is
+ * not dirty, and no table of this cache was written since the last sync
+ * that succeeded started (img->durable_epoch).
+ */
+bool metacache_table_durable (const struct metacache *c, uint64_t offset);
+
+/* For a flush that syncs without meta_lock: metacache_snapshot copies
+ * every dirty table (at most max_bytes of them, else fails with E2BIG
+ * and copies none) at a moment when everything they point at is about
+ * to be synced.  After that sync, metacache_write_snapshot writes the
+ * copies that are still due: not those whose table was written since
+ * (eviction: newer content) or forgotten.  A table unchanged since the
+ * snapshot becomes clean; a changed one stays dirty, its newer entries
+ * not yet covered by the sync.  metacache_drop_snapshot abandons them.
+ */
+int metacache_snapshot (struct metacache *c, size_t max_bytes);
+int metacache_write_snapshot (struct metacache *c);
+void metacache_drop_snapshot (struct metacache *c);
+
 /* Forgets the table at offset, dirty or not (its cluster was freed). */
 void metacache_forget (struct metacache *c, uint64_t offset);
 

@@ -20,6 +20,13 @@ check_writable (struct zq_image *img, const char *what)
   return 0;
 }
 
+/* Zoned images flush their write pointers too (zones_flush). */
+static int
+fua (struct zq_image *img, uint64_t count, uint64_t offset)
+{
+  return img->zones ? zq_flush (img) : flush_range (img, count, offset);
+}
+
 int
 zq_pread (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
 {
@@ -41,7 +48,7 @@ zq_pwrite (struct zq_image *img, const void *buf, uint64_t count,
   r = img->zones ? zone_write (img, buf, count, offset, false, 0)
                  : qcow2_write (img, buf, count, offset);
   if (r == 0 && (flags & ZQ_FUA))
-    r = zq_flush (img);
+    r = fua (img, count, offset);
   return r;
 }
 
@@ -57,7 +64,7 @@ zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
   r = img->zones ? zone_write (img, NULL, count, offset, true, flags)
                  : qcow2_zero (img, count, offset, flags);
   if (r == 0 && (flags & ZQ_FUA))
-    r = zq_flush (img);
+    r = fua (img, count, offset);
   return r;
 }
 
@@ -73,23 +80,18 @@ zq_trim (struct zq_image *img, uint64_t count, uint64_t offset,
   r = img->zones ? zone_trim (img, count, offset)
                  : qcow2_trim (img, count, offset);
   if (r == 0 && (flags & ZQ_FUA))
-    r = zq_flush (img);
+    r = fua (img, count, offset);
   return r;
 }
 
 int
 zq_flush (struct zq_image *img)
 {
-  int r;
-
   if (img->readonly)
     return 0;
   if (img->zones)
     return zones_flush (img);
-  pthread_mutex_lock (&img->meta_lock);
-  r = flush_metadata (img);
-  pthread_mutex_unlock (&img->meta_lock);
-  return r;
+  return flush_image (img);
 }
 
 int

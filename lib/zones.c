@@ -413,9 +413,7 @@ zones_flush (struct zq_image *img)
   }
   pthread_mutex_unlock (&zs->lock);
 
-  pthread_mutex_lock (&img->meta_lock);
-  r = flush_metadata (img);
-  pthread_mutex_unlock (&img->meta_lock);
+  r = flush_image (img);
 
   if (r == 0 && first != UINT32_MAX) {
     r = write_wp_entries (img, first, end);
