@@ -246,16 +246,7 @@ abandon_flush (struct zq_image *img)
                 img->flushing_frees[i].nr_clusters);
   img->nr_flushing_frees = 0;
   if (first != end) {
-    if (img->l1_dirty_first == img->l1_dirty_end) {
-      img->l1_dirty_first = first;
-      img->l1_dirty_end = end;
-    }
-    else {
-      if (first < img->l1_dirty_first)
-        img->l1_dirty_first = first;
-      if (end > img->l1_dirty_end)
-        img->l1_dirty_end = end;
-    }
+    l1_mark_dirty (img, first, end);
     img->l1_flushing_first = img->l1_flushing_end = 0;
   }
 }

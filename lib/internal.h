@@ -261,6 +261,23 @@ cluster_ceil (const struct zq_image *img, uint64_t offset)
   return cluster_floor (img, offset + img->cluster_size - 1);
 }
 
+/* Adds L1 entries [first, end) to the range the next flush writes.
+ * meta_lock held.
+ */
+static inline void
+l1_mark_dirty (struct zq_image *img, uint32_t first, uint32_t end)
+{
+  if (img->l1_dirty_first == img->l1_dirty_end) {
+    img->l1_dirty_first = first;
+    img->l1_dirty_end = end;
+    return;
+  }
+  if (first < img->l1_dirty_first)
+    img->l1_dirty_first = first;
+  if (end > img->l1_dirty_end)
+    img->l1_dirty_end = end;
+}
+
 /* Checks a request against the image: offset and count within the virtual
  * size.  Logs and sets errno (EINVAL) when not.
  */

@@ -36,20 +36,6 @@
 #include "l2-cow.h"
 #include "refcount.h"
 
-static void
-mark_l1_dirty (struct zq_image *img, uint64_t l1_index)
-{
-  if (img->l1_dirty_first == img->l1_dirty_end) {
-    img->l1_dirty_first = l1_index;
-    img->l1_dirty_end = l1_index + 1;
-    return;
-  }
-  if (l1_index < img->l1_dirty_first)
-    img->l1_dirty_first = l1_index;
-  if (l1_index + 1 > img->l1_dirty_end)
-    img->l1_dirty_end = l1_index + 1;
-}
-
 int
 l2_copy_on_write (struct zq_image *img, uint64_t l1_index,
                   uint8_t **l2_table)
@@ -63,7 +49,7 @@ l2_copy_on_write (struct zq_image *img, uint64_t l1_index,
   if (refcount == 1) {
     /* Not shared after all (a snapshot was deleted): only the flag. */
     img->l1_table[l1_index] |= QCOW2_OFLAG_COPIED;
-    mark_l1_dirty (img, l1_index);
+    l1_mark_dirty (img, l1_index, l1_index + 1);
     return metacache_get (img->l2_cache, old_offset, l2_table);
   }
 
@@ -95,7 +81,7 @@ l2_copy_on_write (struct zq_image *img, uint64_t l1_index,
   free (copy);
 
   img->l1_table[l1_index] = new_offset | QCOW2_OFLAG_COPIED;
-  mark_l1_dirty (img, l1_index);
+  l1_mark_dirty (img, l1_index, l1_index + 1);
   queue_free (img, old_offset, 1);
   zq_debug ("%s: L2 table %" PRIu64 " shared with a snapshot: copied from "
             "0x%" PRIx64 " to 0x%" PRIx64, img->filename, l1_index,

@@ -195,15 +195,6 @@ map_l2_for_update (struct zq_image *img, uint64_t offset,
     return -1;
   }
   img->l1_table[l1_index] = l2_offset | QCOW2_OFLAG_COPIED;
-  if (img->l1_dirty_first == img->l1_dirty_end) {
-    img->l1_dirty_first = l1_index;
-    img->l1_dirty_end = l1_index + 1;
-  }
-  else {
-    if (l1_index < img->l1_dirty_first)
-      img->l1_dirty_first = l1_index;
-    if (l1_index + 1 > img->l1_dirty_end)
-      img->l1_dirty_end = l1_index + 1;
-  }
+  l1_mark_dirty (img, l1_index, l1_index + 1);
   return 0;
 }
