@@ -37,12 +37,7 @@ run ()
                  --reference $name.ref --cluster-size $cs \"\$uri\"" ||
         fail "$name: the workload failed (see above)"
 
-    if ! qemu-img check "$img" >"$name.check" 2>&1 ||
-       ! grep -q 'No errors were found on the image' "$name.check" ||
-       grep -qi 'leak' "$name.check"; then
-        cat "$name.check" >&2
-        fail "$name: qemu-img check is not clean"
-    fi
+    qemu_clean "$img" || fail "$name: qemu-img check is not clean"
     qemu-img compare -q -f qcow2 -F raw "$img" "$name.ref" ||
         fail "$name: the active layer differs from the reference"
     qemu-img snapshot -l "$img" | grep -qw two ||
