@@ -161,12 +161,8 @@ qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
   for (runs = 0; count > 0 && runs < MAX_RUNS_PER_CALL && !merger.stopped;
        runs++) {
     struct map_run run;
-    int r;
 
-    pthread_mutex_lock (&img->meta_lock);
-    r = map_lookup (img, offset, count, &run);
-    pthread_mutex_unlock (&img->meta_lock);
-    if (r == -1)
+    if (map_lookup_run (img, offset, count, &run) == -1)
       return -1;
 
     switch (run.type) {

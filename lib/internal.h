@@ -304,6 +304,11 @@ int qcow2_block_status (struct zq_image *img, uint64_t count,
 struct map_run;
 int read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
               uint64_t guest_offset);
+/* io-read.c: reads guest bytes inside clusters the caller has
+ * range-locked.
+ */
+int read_locked (struct zq_image *img, uint8_t *buf, uint64_t count,
+                 uint64_t offset);
 
 /* io-write.c: writes into clusters already range-locked by the caller. */
 int write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,

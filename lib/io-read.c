@@ -59,26 +59,31 @@ read_run (struct zq_image *img, const struct map_run *run, uint8_t *buf,
 }
 
 int
-qcow2_read (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
+read_locked (struct zq_image *img, uint8_t *buf, uint64_t count,
+             uint64_t offset)
 {
-  struct range_lock_node range;
-  uint8_t *p = buf;
-  int r = 0;
-
-  range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
-                      cluster_ceil (img, offset + count), false);
   while (count > 0) {
     struct map_run run;
 
-    pthread_mutex_lock (&img->meta_lock);
-    r = map_lookup (img, offset, count, &run);
-    pthread_mutex_unlock (&img->meta_lock);
-    if (r == -1 || (r = read_run (img, &run, p, offset)) == -1)
-      break;
-    p += run.bytes;
+    if (map_lookup_run (img, offset, count, &run) == -1 ||
+        read_run (img, &run, buf, offset) == -1)
+      return -1;
+    buf += run.bytes;
     offset += run.bytes;
     count -= run.bytes;
   }
+  return 0;
+}
+
+int
+qcow2_read (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
+{
+  struct range_lock_node range;
+  int r;
+
+  range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
+                      cluster_ceil (img, offset + count), false);
+  r = read_locked (img, buf, count, offset);
   range_lock_release (&img->ranges, &range);
   return r;
 }

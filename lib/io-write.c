@@ -256,12 +256,8 @@ write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
     struct map_run run;
     int64_t written;
 
-    pthread_mutex_lock (&img->meta_lock);
-    if (map_lookup (img, offset, count, &run) == -1) {
-      pthread_mutex_unlock (&img->meta_lock);
+    if (map_lookup_run (img, offset, count, &run) == -1)
       return -1;
-    }
-    pthread_mutex_unlock (&img->meta_lock);
 
     if (run.type == CLUSTER_NORMAL && run.copied) {
       if (full_pwrite (img->data_fd, buf, run.bytes,

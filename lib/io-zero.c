@@ -203,12 +203,8 @@ zero_partial (struct zq_image *img, uint64_t count, uint64_t offset,
 
   if (count == 0)
     return 0;
-  pthread_mutex_lock (&img->meta_lock);
-  if (map_lookup (img, offset, count, &run) == -1) {
-    pthread_mutex_unlock (&img->meta_lock);
+  if (map_lookup_run (img, offset, count, &run) == -1)
     return -1;
-  }
-  pthread_mutex_unlock (&img->meta_lock);
   if (reads_as_zero_at (img, run.type, offset))
     return 0;
   if (dry_run)

@@ -139,6 +139,18 @@ map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
 }
 
 int
+map_lookup_run (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
+                struct map_run *run)
+{
+  int r;
+
+  pthread_mutex_lock (&img->meta_lock);
+  r = map_lookup (img, offset, max_bytes, run);
+  pthread_mutex_unlock (&img->meta_lock);
+  return r;
+}
+
+int
 map_l2_existing (struct zq_image *img, uint64_t offset,
                  uint8_t **l2_table, uint64_t *l2_index)
 {

@@ -24,6 +24,12 @@ struct map_run {
 int map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
                 struct map_run *run);
 
+/* map_lookup for a caller that does not hold meta_lock: takes it for the
+ * lookup only (the caller's range lock keeps the run valid).
+ */
+int map_lookup_run (struct zq_image *img, uint64_t offset,
+                    uint64_t max_bytes, struct map_run *run);
+
 /* The L2 table covering guest `offset`, allocating an empty one when
  * there is none.  *l2_index is the entry of offset's cluster.  The pointer
  * is valid until the next call on the L2 cache.  meta_lock held.

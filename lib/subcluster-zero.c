@@ -87,12 +87,8 @@ reads_as_zeroes (struct zq_image *img, uint64_t count, uint64_t offset)
 {
   while (count > 0) {
     struct map_run run;
-    int r;
 
-    pthread_mutex_lock (&img->meta_lock);
-    r = map_lookup (img, offset, count, &run);
-    pthread_mutex_unlock (&img->meta_lock);
-    if (r == -1)
+    if (map_lookup_run (img, offset, count, &run) == -1)
       return -1;
     if (!reads_as_zero_at (img, run.type, offset))
       return 0;

@@ -144,27 +144,6 @@ subcluster_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
   return 0;
 }
 
-/* Reads guest bytes inside clusters the caller has range-locked. */
-static int
-read_locked (struct zq_image *img, uint8_t *buf, uint64_t count,
-             uint64_t offset)
-{
-  while (count > 0) {
-    struct map_run run;
-    int r;
-
-    pthread_mutex_lock (&img->meta_lock);
-    r = map_lookup (img, offset, count, &run);
-    pthread_mutex_unlock (&img->meta_lock);
-    if (r == -1 || read_run (img, &run, buf, offset) == -1)
-      return -1;
-    buf += run.bytes;
-    offset += run.bytes;
-    count -= run.bytes;
-  }
-  return 0;
-}
-
 int64_t
 subcluster_write (struct zq_image *img, const struct map_run *run,
                   const uint8_t *buf, uint64_t offset)
