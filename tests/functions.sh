@@ -16,6 +16,8 @@ case ":$PATH:" in
   *) PATH="$_zq_testdir:$PATH" ;;
 esac
 export PATH
+# Python helpers shared by tests (zq_meta.py) live beside the scripts.
+export PYTHONPATH="$_zq_testdir${PYTHONPATH:+:$PYTHONPATH}"
 
 _zq_name="$(basename "$0" .sh)"
 

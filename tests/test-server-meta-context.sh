@@ -27,19 +27,11 @@ qemu-io -f qcow2 \
 # 1. Listing and selecting.
 "$ZQCOW2_NBD" -r --run '/usr/bin/python3 - "$uri" <<EOF
 import nbd, sys
+import zq_meta
 uri = sys.argv[1]
 
 def listed(*queries):
-    h = nbd.NBD()
-    h.set_opt_mode(True)
-    h.connect_uri(uri)
-    h.clear_meta_contexts()
-    for query in queries:
-        h.add_meta_context(query)
-    names = []
-    h.opt_list_meta_context(lambda name: names.append(name) or 0)
-    h.opt_abort()
-    return names
+    return zq_meta.listed(uri, *queries)
 
 def check(got, expected, what):
     if got != expected:

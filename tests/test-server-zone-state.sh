@@ -152,19 +152,11 @@ echo "ok      big: 8 GiB zones"
 # 5. Listing on a zoned image, and REQ_ONE with both contexts.
 "$ZQCOW2_NBD" -r --run '/usr/bin/python3 - "$uri" <<EOF
 import nbd, sys
+import zq_meta
 uri = sys.argv[1]
 
 def listed(*queries):
-    h = nbd.NBD()
-    h.set_opt_mode(True)
-    h.connect_uri(uri)
-    h.clear_meta_contexts()
-    for query in queries:
-        h.add_meta_context(query)
-    names = []
-    h.opt_list_meta_context(lambda name: names.append(name) or 0)
-    h.opt_abort()
-    return sorted(names)
+    return sorted(zq_meta.listed(uri, *queries))
 
 for queries, expected in (((), ["base:allocation", "qemu:zone-state"]),
                           (("qemu:",), ["qemu:zone-state"]),
