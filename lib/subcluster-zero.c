@@ -143,15 +143,15 @@ zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
   return -1;
 }
 
-/* A partial subcluster of a write-zeroes: when all of it already reads
- * as zeroes it only gets its zero bit, as qemu does (then it stays zero
- * even if a backing file grows); otherwise zeroes are written into the
- * range [start, end) of it.  Returns 1 when the subcluster joins the
- * zero bits, 0 when written (or, dry_run, 2 when zeroes would be), -1.
+/* A partial subcluster at an edge of a write-zeroes, of which [start,
+ * end) is to be zeroed: when all of it already reads as zeroes it only
+ * joins the zero bits (*joins), as qemu does (then it stays zero even if
+ * a backing file grows); otherwise zeroes are written into [start, end).
+ * Returns 0, -1, or with dry_run 1 when zeroes would have to be written.
  */
 static int
-partial_subcluster (struct zq_image *img, uint64_t subcluster,
-                    uint64_t start, uint64_t end, bool dry_run)
+zero_edge (struct zq_image *img, uint64_t subcluster, uint64_t start,
+           uint64_t end, bool dry_run, bool *joins)
 {
   uint64_t sc_len = UINT64_C (1) << img->subcluster_bits;
   int r;
@@ -159,10 +159,13 @@ partial_subcluster (struct zq_image *img, uint64_t subcluster,
   if (sc_len > img->virtual_size - subcluster)
     sc_len = img->virtual_size - subcluster;
   r = reads_as_zeroes (img, sc_len, subcluster);
-  if (r != 0)
-    return r;
+  if (r == -1)
+    return -1;
+  *joins = r == 1;
+  if (*joins)
+    return 0;
   if (dry_run)
-    return 2;
+    return 1;
   return write_locked (img, zq_zero_cluster, end - start, start);
 }
 
@@ -179,27 +182,27 @@ zero_in_cluster (struct zq_image *img, uint64_t cluster, uint64_t start,
   uint64_t head_sc = start & ~(sc - 1), tail_sc = (end - 1) & ~(sc - 1);
   /* The zero bits go on the subclusters [first_whole, last_whole). */
   uint64_t first_whole = head_sc, last_whole = tail_sc + sc;
+  bool joins;
   int r;
 
   if (start > head_sc) {
-    r = partial_subcluster (img, cluster + head_sc, cluster + start,
-                            cluster + (end < head_sc + sc ? end
-                                                          : head_sc + sc),
-                            dry_run);
-    if (r == -1 || r == 2)
-      return r == 2 ? 1 : -1;
-    if (r == 0)
+    r = zero_edge (img, cluster + head_sc, cluster + start,
+                   cluster + (end < head_sc + sc ? end : head_sc + sc),
+                   dry_run, &joins);
+    if (r != 0)
+      return r;
+    if (!joins)
       first_whole = head_sc + sc;
   }
   /* The last subcluster of the image is whole once the range reaches the
    * end of the image.
    */
   if (!to_image_end && end < last_whole && last_whole > first_whole) {
-    r = partial_subcluster (img, cluster + tail_sc, cluster + tail_sc,
-                            cluster + end, dry_run);
-    if (r == -1 || r == 2)
-      return r == 2 ? 1 : -1;
-    if (r == 0)
+    r = zero_edge (img, cluster + tail_sc, cluster + tail_sc, cluster + end,
+                   dry_run, &joins);
+    if (r != 0)
+      return r;
+    if (!joins)
       last_whole = tail_sc;
   }
   if (first_whole >= last_whole)
