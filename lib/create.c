@@ -164,7 +164,8 @@ plan_data_file (const struct zq_create_options *o, struct layout *lay)
 }
 
 /* The largest zone append QEMU's zoned series accepts for a capacity:
- * max_append_bytes + 512 must stay below it.  0 when even 0 is refused.
+ * max_append_bytes + 512 must stay below it.  For a capacity of 512 even
+ * 0 is refused (plan says so).
  */
 static uint32_t
 max_append_for_capacity (uint64_t capacity)
@@ -288,8 +289,14 @@ plan (const struct zq_create_options *given, struct layout *lay)
                              why, sizeof why) == -1)
       return refuse (fn, "%s", why);
     /* Whatever QEMU's series would refuse or read differently, create
-     * does not write; the defaults above never lead here.
+     * does not write.  The defaults lead here only for a capacity of
+     * 512; otherwise an explicit max_append_bytes does.
      */
+    if (given->max_append_bytes == 0 && g->zone_capacity <= 512)
+      return refuse (fn, "zone_capacity %" PRIu64 " leaves no valid "
+                     "max_append_bytes: QEMU's zoned qcow2 series needs "
+                     "max_append_bytes + 512 below zone_capacity",
+                     g->zone_capacity);
     if (zone_geometry_qemu_notes (g, notes) > 0)
       return refuse (fn, "%s", notes[0]);
   }

@@ -46,7 +46,7 @@ refused g3b 'max_append_bytes 1048576 \+ 512 is not below zone_capacity 1048576:
                                                        -o $Z,zone.size=1M,zone.max_append_bytes=1M new.qcow2 4M
 refused g3c 'max_append_bytes 65536 \+ 512 is not below zone_capacity 65536: QEMU' \
                                                        -o $Z,zone.size=128K,zone.capacity=64K,zone.max_append_bytes=64K new.qcow2 4M
-refused g3d 'max_append_bytes 0 \+ 512 is not below zone_capacity 512: QEMU' \
+refused g3d 'zone_capacity 512 leaves no valid max_append_bytes: QEMU' \
                                                        -o $Z,zone.size=512,cluster_size=512 new.qcow2 1M
 refused g4 'zone_capacity 134217728 .*no larger than zone_size 67108864' \
                                                        -o $Z,zone.size=64M,zone.capacity=128M new.qcow2 1G

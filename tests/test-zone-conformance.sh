@@ -667,4 +667,16 @@ read z7+1k zs-1k => zero
 EOF
 zoned_check "4 KiB zone finished" small.qcow2
 
+# Zones sharing clusters written at once, one connection each, several
+# writes in flight per zone: each zone reads back its own pattern.
+zq_nbdkit -- file=small.qcow2 --run '
+    zq-zonetest parallel --zone-size 4k --length 4k --bs 512 --depth 4 \
+        "$uri" 9 10 11 12 13 14 15 16 17 18' ||
+    fail "4 KiB zones: parallel writes to zones in shared clusters failed"
+zone_report small.qcow2 > small.zones
+for z in 9 10 11 12 13 14 15 16 17 18; do
+    expect_zone "4 KiB zones, parallel" small.zones $z fu $(( (z + 1) * 4 * K ))
+done
+zoned_check "4 KiB zones, parallel" small.qcow2
+
 echo "test-zone-conformance: all rows passed"
