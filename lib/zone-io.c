@@ -415,7 +415,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
                    "the zone is read-only");
   if (z->conventional)
     return qcow2_write_or_zero (img, buf, count, offset, zeroes, zero_flags);
-  if (offset % 512 != 0 || count % 512 != 0)
+  if (offset % ZQ_ZONED_BLOCK_SIZE != 0 || count % ZQ_ZONED_BLOCK_SIZE != 0)
     return refuse (img, z, zi, op, offset, count, EINVAL,
                    "offset and length must be multiples of the 512-byte "
                    "logical block size");

@@ -71,6 +71,19 @@ int zq_close (struct zq_image *img);
 const char *zq_filename (const struct zq_image *img);
 uint64_t zq_virtual_size (const struct zq_image *img);
 uint32_t zq_cluster_size (const struct zq_image *img);
+
+/* The request sizes to advertise (NBD_INFO_BLOCK_SIZE, nbdkit's
+ * .block_size, a block device's queue limits).  A front end copies
+ * these; it may lower maximum (and preferred with it) to what its own
+ * buffers take, never raise them.
+ */
+struct zq_block_limits {
+  uint32_t minimum;     /* alignment every request must keep */
+  uint32_t preferred;   /* whole clusters: no read-modify-write */
+  uint32_t maximum;     /* UINT32_MAX: the engine sets no limit */
+};
+void zq_block_limits (const struct zq_image *img,
+                      struct zq_block_limits *limits);
 bool zq_is_readonly (const struct zq_image *img);
 int zq_qcow2_version (const struct zq_image *img);
 /* The backing file in use, as opened, or NULL. */
@@ -143,7 +156,14 @@ struct zq_zone_geometry {
   uint32_t max_append_bytes;
   uint64_t zonedmeta_size;
   uint64_t zonedmeta_offset;
+  /* log2 (zone_size), filled by zq_zone_geometry: not stored on disk. */
+  unsigned zone_shift;
 };
+
+/* The logical block size of a zoned image: requests into a sequential
+ * zone that are not multiples of it fail with EINVAL.
+ */
+#define ZQ_ZONED_BLOCK_SIZE 512
 
 struct zq_zone {
   uint64_t start;
