@@ -350,6 +350,11 @@ void queue_free (struct zq_image *img, uint64_t host_offset,
  * compressed cluster whose data touches it).
  */
 void queue_free_compressed (struct zq_image *img, uint64_t entry);
+/* Queues the release of what an L2 entry that stops mapping held: its
+ * compressed data, or else its host cluster at `host`.
+ */
+void queue_free_entry (struct zq_image *img, bool compressed,
+                       uint64_t entry, uint64_t host);
 
 /* check.c: every host cluster's references, rebuilt from the metadata
  * as zq_check counts them; *references (malloc'd, *nb_clusters entries,
