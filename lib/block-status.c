@@ -217,7 +217,10 @@ qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
                   1);
       break;
     case CLUSTER_NORMAL:
-      if (img->metadata_preallocated)
+      /* The file's holes change the flags only: no lseek for a walk
+       * that splits on the depth alone.
+       */
+      if (img->metadata_preallocated && (split & ZQ_STATUS_FLAGS))
         add_file_extents (img, &merger, offset, run.host_offset, run.bytes);
       else
         merger_add (&merger, offset, run.bytes, 0, 1);

@@ -3,13 +3,14 @@
 # three-layer chain (raw base; qcow2 middle with zero clusters, discards
 # and clusters discarded before the base was attached; qcow2 top with
 # extended L2: data, zero and unallocated subclusters, a compressed
-# cluster), and on a top image keeping its data in an external data file:
+# cluster), on a top image keeping its data in an external data file and
+# on one preallocated with preallocation=metadata:
 # the depth map equals qemu-nbd -A's byte for byte; joint-allocation equals
 # base:allocation and allocation-depth combined, byte for byte; one
 # BLOCK_STATUS with all three contexts gets one chunk each, and under
 # REQ_ONE one extent each, none spanning a change of its answer.  On a
-# zoned image all four contexts are listed, and bytes past a write
-# pointer have depth 0.
+# zoned image (which cannot have a backing file) all four contexts are
+# listed, and bytes past a write pointer have depth 0.
 
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/zone-functions.sh"
@@ -52,6 +53,13 @@ qemu-img create -q -f qcow2 -o data_file=topd.data,extended_l2=on \
     -b mid.qcow2 -F qcow2 topd.qcow2 12M
 qemu-io -f qcow2 -c 'write -P 0x04 1M 64k' -c 'write -z 3M 64k' \
     -c 'write -P 0x04 8260k 4k' topd.qcow2 >/dev/null
+
+# A top preallocated with preallocation=metadata: every cluster has a
+# host cluster, and the subclusters not written still read from below.
+qemu-img create -q -f qcow2 -o preallocation=metadata,extended_l2=on \
+    -b mid.qcow2 -F qcow2 topp.qcow2 12M
+qemu-io -f qcow2 -c 'write -P 0x05 1M 64k' -c 'write -P 0x05 7M 6k' \
+    topp.qcow2 >/dev/null
 
 # map CONTEXT IMG: the map zqcow2-nbd gives, canonical.
 map ()
@@ -106,7 +114,7 @@ while i < len(a) and j < len(d):
 EOF
 }
 
-for img in top.qcow2 topd.qcow2; do
+for img in top.qcow2 topd.qcow2 topp.qcow2; do
     map qemu:allocation-depth "$img" >"$img.depth"
     qemu_depth_map "$img" >"$img.qdepth"
     # The chain's every depth must show, or the comparison proves little.
@@ -129,6 +137,16 @@ for img in top.qcow2 topd.qcow2; do
                "allocation-depth combined"; }
     echo "ok      $img: depth as qemu-nbd -A, joint as both combined"
 done
+
+# A plain image lists three contexts (qemu:zone-state is for zoned ones).
+"$ZQCOW2_NBD" -r --run 'nbdinfo --list "$uri"' top.qcow2 >top.list ||
+    fail "nbdinfo --list failed"
+for ctx in base:allocation qemu:allocation-depth qemu:joint-allocation; do
+    grep -qx "[[:space:]]*$ctx" top.list ||
+        { cat top.list >&2; fail "nbdinfo --list does not show $ctx"; }
+done
+! grep -q 'qemu:zone-state' top.list ||
+    { cat top.list >&2; fail "qemu:zone-state listed for a plain image"; }
 
 # One BLOCK_STATUS, three contexts: a chunk each, starting at the offset
 # asked; under REQ_ONE one extent each, within one run of that context's
