@@ -6,8 +6,9 @@
 # with many extents per reply and with one (REQ_ONE), equals byte for byte
 # the report zqcow2-img reads from the file once the server has stopped.
 # The same for zones of 8 GiB (each several extents, and more than one
-# request), --count 1 included.  A server without the context, or no
-# server at all, gets a clear message and exit status 1.
+# request), --count 1 included.  A server without the context, no server
+# at all, or a map that is not a zone report (from a fake server) gets a
+# clear message and exit status 1.
 #
 # The mixes end with no zone open: open conditions live only in memory
 # (zoned-qcow2-format.md), so an open zone reads back closed from the file.
@@ -169,4 +170,47 @@ check_refusal "nbdkit plugin" "$none"
 uri='nbd+unix:///?socket=/nonexistent/sock'
 eval "$refuse"
 check_refusal "no server" "^zqcow2-img: $uri: .*connect"
+
+# Maps that are not zone reports, from a fake server
+# (zq_fake_zone_server.py): each refused, status 1, naming the offset.
+# Two 1 MiB zones; S is ZONE_SHIFT 20 with type 2 (sequential).
+S=$(( (20 << 16) | 0x20 ))
+W=0x100 B=0x200 ODD=0x400
+fake ()
+{
+    local sock="$PWD/fake.sock" pid i
+    rm -f "$sock"
+    /usr/bin/python3 "$_zq_testdir/zq_fake_zone_server.py" "$sock" "$1" &
+    pid=$!
+    for (( i = 0; i < 100; i++ )); do
+        [ -S "$sock" ] && break
+        sleep 0.1
+    done
+    uri="nbd+unix:///?socket=$sock"
+    eval "$refuse"
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+# First a good map, to show that the fake server speaks NBD well enough.
+fake "4096:$((S|W|4)),1044480:$((S|4)),1048576:$((S|ODD|1))"
+[ "$(cat refusal.status)" = 0 ] ||
+    { cat refusal.out >&2; fail "the fake server's good map was refused"; }
+[ "$(cat refusal.out)" = "\
+  start: 0x0000000000, len 0x00100000, cap 0x00100000, wptr 0x00001000, zcond: 4(cl) [type: 2(SEQ_WRITE_REQUIRED)]
+  start: 0x0000100000, len 0x00100000, cap 0x00100000, wptr 0x00000000, zcond: 1(em) [type: 2(SEQ_WRITE_REQUIRED)]" ] ||
+    { cat refusal.out >&2; fail "the fake server's good map, wrong report"; }
+bad="the server's qemu:zone-state map is not a zone report"
+while IFS='|' read -r map why; do
+    fake "$map"
+    check_refusal "fake map $map" "$bad: $why"
+done <<EOF
+4096:0,2093056:$((S|1))|status 0 (nothing known) at offset 0
+4096:$((S|W|4)),1044480:$((S|2)),1048576:$((S|ODD|1))|the extents of one zone disagree at offset 4096
+2097152:$((S|1))|an extent crosses the end of its zone at offset 0
+4096:$((S|4)),1044480:$((S|W|4)),1048576:$((S|ODD|1))|WRITTEN and BEYOND_CAPACITY out of order at offset 4096
+1048576:$((S|1)),1048576:$((S|1))|ZONE_ODD does not match the zone at offset 1048576
+1048576:$((S|1)),1048576:$(( (19 << 16) | 0x20 | 1))|the zone size changes at offset 1048576
+1048576:$((S|W|B|4)),1048576:$((S|ODD|1))|WRITTEN and BEYOND_CAPACITY together at offset 0
+1048576:$(( (20 << 16) | 1 )),1048576:$((S|ODD|1))|no zone type at offset 0
+EOF
 exit 0

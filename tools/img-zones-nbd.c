@@ -49,6 +49,7 @@ struct rebuild {
   struct zq_zone zone;
   uint32_t zone_bits;
   uint64_t covered, written, beyond;
+  int part;                     /* 0 written, 1 not yet, 2 beyond capacity */
 };
 
 static int
@@ -101,7 +102,23 @@ begin_zone (struct rebuild *r, uint64_t offset, uint32_t status)
   r->zone.cond = status & ZONE_STATE_COND_MASK;
   r->zone_bits = status & ZONE_BITS;
   r->covered = r->written = r->beyond = 0;
+  r->part = 0;
   return 0;
+}
+
+/* Which part of its zone an extent is: the written part, the part not
+ * yet written, the part beyond the capacity, in that order.  -1 for
+ * WRITTEN and BEYOND_CAPACITY together.
+ */
+static int
+zone_part (uint32_t status)
+{
+  bool written = status & ZONE_STATE_WRITTEN;
+  bool beyond = status & ZONE_STATE_BEYOND_CAPACITY;
+
+  if (written && beyond)
+    return -1;
+  return written ? 0 : beyond ? 2 : 1;
 }
 
 /* One extent, in order. */
@@ -123,6 +140,11 @@ add_extent (struct rebuild *r, uint64_t offset, uint64_t length,
     return bad_map (r, "the extents of one zone disagree", offset);
   if (length > r->zone.length - r->covered)
     return bad_map (r, "an extent crosses the end of its zone", offset);
+  if (zone_part (status) == -1)
+    return bad_map (r, "WRITTEN and BEYOND_CAPACITY together", offset);
+  if (zone_part (status) < r->part)
+    return bad_map (r, "WRITTEN and BEYOND_CAPACITY out of order", offset);
+  r->part = zone_part (status);
   r->covered += length;
   if (status & ZONE_STATE_WRITTEN)
     r->written += length;
@@ -152,6 +174,10 @@ extents (void *opaque, const char *context, uint64_t offset,
       /* The first extent tells the zone size; the report starts at the
        * zone that holds --offset, so start again from there.
        */
+      if (entries[i + 1] == 0) {
+        bad_map (r, "status 0 (nothing known)", offset);
+        return 0;
+      }
       r->shift = (entries[i + 1] >> ZONE_STATE_ZONE_SHIFT_SHIFT) & 0x3f;
       if (r->shift < 9) {
         bad_map (r, "a zone size below 512 bytes", offset);
