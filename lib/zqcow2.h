@@ -125,6 +125,29 @@ typedef int (*zq_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
 int zq_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
                      zq_extent_fn fn, void *opaque);
 
+/* Block status with the layer of the backing chain that provides each
+ * extent, numbered as qemu's qemu:allocation-depth numbers it: 1 the
+ * image itself (data, compressed, zero clusters and zero subclusters,
+ * whether in the image file or its data file), 2 its backing file, 3 that
+ * one's, and so on; 0 when no layer has the bytes (unallocated all the
+ * way down, or past a zone's write pointer).  Past the end of a backing
+ * file shorter than the image above it the zeroes come from that backing
+ * file: its depth.  `split` says where extents end: ZQ_STATUS_FLAGS where
+ * the flags change, ZQ_STATUS_DEPTH where the depth does, both for
+ * either; what split leaves out is passed as 0.  Otherwise as
+ * zq_block_status.
+ */
+#define ZQ_STATUS_FLAGS (1u << 0)
+#define ZQ_STATUS_DEPTH (1u << 1)
+
+typedef int (*zq_extent_depth_fn) (void *opaque, uint64_t offset,
+                                   uint64_t length, uint32_t flags,
+                                   uint32_t depth);
+
+int zq_block_status_depth (struct zq_image *img, uint64_t count,
+                           uint64_t offset, unsigned split,
+                           zq_extent_depth_fn fn, void *opaque);
+
 /* Zones.  Types and conditions carry the ZBC/ZNS numbers that Linux's
  * blkzoned.h uses, from the engine to the wire.
  */
