@@ -462,8 +462,7 @@ zone_reset (struct zq_image *img, uint32_t zi)
   struct zone_set *zs = img->zones;
   struct zone *z = &zs->zones[zi];
   struct zone_waiter waiter = { .offset = z->start, .reset = true };
-  bool persist;
-  int r = 0;
+  int r;
 
   if (z->offline)
     return refuse (img, z, zi, "reset", z->start, z->length, EIO,
@@ -481,11 +480,12 @@ zone_reset (struct zq_image *img, uint32_t zi)
   z->resetting = true;
   z->wp = z->wp_admitted = z->start;
   zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
-  persist = z->wp_on_disk != z->start;
   pthread_mutex_unlock (&zs->lock);
 
-  if (persist)
-    r = zone_persist_wp (img, zi, z->start);
+  /* Whether the pointer on disk is already the start is decided there,
+   * after any flush that took the old pointer has written it.
+   */
+  r = zone_persist_wp (img, zi, z->start);
   if (r == 0)
     r = qcow2_trim (img, z->length, z->start);
 
