@@ -377,10 +377,8 @@ write_wp_entries (struct zq_image *img, uint32_t first, uint32_t end)
     errno = EIO;
     return -1;
   }
-  pthread_mutex_lock (&img->meta_lock);
-  img->unsynced_writes = true;
-  r = sync_file (img);
-  pthread_mutex_unlock (&img->meta_lock);
+  /* Not under meta_lock: L2 lookups go on while the disk syncs. */
+  r = sync_file_nolock (img);
   if (r == 0)
     zs->little_endian = false;
   return r;

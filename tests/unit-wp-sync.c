@@ -6,7 +6,10 @@
  *     has taken the zone's old pointer, leaves the new pointer on disk,
  *     not the old one: otherwise the pointer claims data whose clusters
  *     the reset has released, and an image copied (as a kill -9 leaves
- *     it) during the next flush reads zeroes below its pointer.
+ *     it) during the next flush reads zeroes below its pointer;
+ *   - reads that need meta_lock (an L2 lookup) complete while the sync
+ *     that makes a reset's pointer, or a flush's pointers, durable is in
+ *     progress.
  */
 #include <config.h>
 
@@ -115,6 +118,14 @@ reset_job (struct job *j)
   return zq_trim (img, j->count, j->offset, 0);
 }
 
+static int
+read_job (struct job *j)
+{
+  uint8_t buf[BLOCK];
+
+  return zq_pread (img, buf, BLOCK, j->offset);
+}
+
 static uint8_t
 pattern_byte (uint64_t offset)
 {
@@ -131,6 +142,12 @@ write_pattern (uint64_t offset, uint64_t count)
     memset (buf, pattern_byte (offset + done), BLOCK);
     CHECK (zq_pwrite (img, buf, BLOCK, offset + done, 0) == 0);
   }
+}
+
+static uint64_t
+wp_entry_offset (uint32_t zi)
+{
+  return img->zones->geometry.zonedmeta_offset + (uint64_t) zi * 8;
 }
 
 /* The image file as it is now (as kill -9 would leave it), copied and
@@ -230,6 +247,33 @@ test_reset_during_flush (void)
   CHECK (join_job (&flush) == 0);
 }
 
+/* While the sync that makes a write pointer durable is held, a read of
+ * the conventional zone (an L2 lookup under meta_lock) completes:
+ * `persist` is a reset of zone zi, or a flush of its written pointer.
+ */
+static void
+test_read_during_wp_sync (uint32_t zi, bool reset)
+{
+  uint64_t base = (uint64_t) zi * ZONE_SIZE;
+  struct job persist, reader;
+
+  write_pattern (base, BLOCK);
+  if (reset)
+    CHECK (zq_flush (img) == 0);
+  powercut_hold_sync (wp_entry_offset (zi), 8);
+  if (reset)
+    start_job (&persist, reset_job, base, ZONE_SIZE);
+  else
+    start_job (&persist, flush_job, 0, 0);
+  CHECK (powercut_sync_held (WAIT_SECONDS));
+  start_job (&reader, read_job, 0, BLOCK);
+  CHECK (job_done_within (&reader, WAIT_SECONDS));
+  powercut_release_sync ();
+  CHECK (join_job (&reader) == 0);
+  CHECK (join_job (&persist) == 0);
+  CHECK (wp_on_disk (zi) == (reset ? base : base + BLOCK));
+}
+
 int
 main (void)
 {
@@ -252,7 +296,12 @@ main (void)
   CHECK (img != NULL);
   if (img != NULL) {
     CHECK (powercut_start (path, shadow) == 0);
+    write_pattern (0, BLOCK);           /* for the reads */
+    CHECK (zq_flush (img) == 0);
+
     test_reset_during_flush ();
+    test_read_during_wp_sync (2, true);
+    test_read_during_wp_sync (3, false);
 
     CHECK (zq_close (img) == 0);
     powercut_stop ();
