@@ -15,14 +15,17 @@
  *                         guest data I/O;
  *   zones->lock           zone states, write pointers and the requests
  *                         queued and in flight per zone; never held
- *                         across I/O.
+ *                         across I/O;
+ *   refusal_lock          (refusal-log.c) every image's count of logged
+ *                         refusals.
  *
  * Order: wp_write_lock -> flush_lock -> meta_lock, and range lock ->
  * meta_lock; wp_write_lock -> zones->lock.  wp_write_lock and flush_lock
  * are never taken under a range lock, nor the range lock under either
- * (a reset persists its pointer, then trims); nothing is taken under
- * zones->lock or meta_lock (a backing file's own locks are taken under
- * this image's range lock only).
+ * (a reset persists its pointer, then trims); only refusal_lock is
+ * taken under zones->lock, nothing under meta_lock or refusal_lock (a
+ * backing file's own locks are taken under this image's range lock
+ * only).
  *
  * Syncs: flushes and write-pointer writes fdatasync without meta_lock
  * (sync_file_unlocked, sync_file_nolock), so L2 lookups go on meanwhile.
@@ -59,6 +62,14 @@ enum cluster_type {
 struct pending_free {
   uint64_t first_cluster;
   uint64_t nr_clusters;
+};
+
+/* refusal-log.c: how many refused requests were logged, and when. */
+struct refusal_rate {
+  uint64_t second;              /* the monotonic second of `logged` */
+  uint32_t logged;              /* logged as errors in that second */
+  uint64_t suppressed;          /* logged at debug level since the last
+                                   refusal logged as an error */
 };
 
 struct zq_image {
@@ -159,6 +170,8 @@ struct zq_image {
    * read as zeroes.
    */
   struct zq_backing *backing;
+
+  struct refusal_rate refusals;
 };
 
 /* Whether a cluster of this type reads as zeroes without looking at any
@@ -248,6 +261,10 @@ void zq_log (enum zq_log_level level, const char *fs, ...)
 /* An error about a file: "FILE: message". */
 void zq_file_error (const char *filename, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
+/* refusal-log.c: logs the count of refusals zq_log_refusal sent to the
+ * debug level and not yet reported (at close).
+ */
+void refusal_log_flush (struct zq_image *img);
 /* The same, then fails with err: "return zq_refuse (...);". */
 int zq_refuse (const char *filename, int err, const char *fs, ...)
   __attribute__ ((format (printf, 3, 4)));
