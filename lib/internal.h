@@ -9,6 +9,9 @@
  * img->flush_lock serializes flushes (flush.c).  It is taken before
  * meta_lock, never while holding it; a flush drops meta_lock around its
  * fdatasyncs.
+ *
+ * The overlap set's lock (overlap.c) is a leaf, taken under meta_lock by
+ * the changes to the set; its checks take no lock.
  */
 #ifndef ZQ_INTERNAL_H
 #define ZQ_INTERNAL_H
@@ -21,6 +24,7 @@
 #include "zqcow2.h"
 #include "header.h"
 #include "metacache.h"
+#include "overlap.h"
 #include "range-lock.h"
 #include "zones.h"
 
@@ -132,6 +136,13 @@ struct zq_image {
    */
   bool metadata_preallocated;
   bool metadata_preallocation_checked;
+  uint64_t preallocation_scan_steps;    /* atomic; tests read it */
+
+  /* Which host clusters hold metadata (overlap.c), and whether the image
+   * was found corrupt: then no more writes reach the file.
+   */
+  struct overlap_set *overlap;
+  bool corrupt;                 /* atomic */
 
   /* Zones, on images with the zoned format; NULL otherwise. */
   struct zone_set *zones;
@@ -238,6 +249,25 @@ int zq_refuse (const char *filename, int err, const char *fs, ...)
  */
 int full_pread (int fd, void *buf, size_t count, uint64_t offset);
 int full_pwrite (int fd, const void *buf, size_t count, uint64_t offset);
+
+/* image-write.c: every write to an open image's file or data file goes
+ * through one of these.  `kind` says what the write holds; a write to the
+ * image file that would overlap other metadata fails with EIO and marks
+ * the image corrupt (overlap.h).  Short writes and EINTR are retried.
+ */
+struct iovec;
+/* Whether writes fail because the image was found corrupt (the finding
+ * was logged once; callers need not log each failed write).
+ */
+static inline bool
+write_refused (struct zq_image *img)
+{
+  return __atomic_load_n (&img->corrupt, __ATOMIC_ACQUIRE);
+}
+int image_pwrite (struct zq_image *img, int fd, enum meta_kind kind,
+                  const void *buf, size_t count, uint64_t offset);
+int image_pwritev (struct zq_image *img, int fd, enum meta_kind kind,
+                   struct iovec *iov, int iovcnt, uint64_t offset);
 
 /* A cluster-sized buffer of zeroes, shared read-only (2 MiB). */
 #define ZQ_ZERO_BYTES (1u << 21)
