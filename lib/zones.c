@@ -466,6 +466,8 @@ zq_zone_geometry (const struct zq_image *img, struct zq_zone_geometry *g)
     return -1;
   }
   *g = img->zones->geometry;
+  /* A power of two, the format says. */
+  g->zone_shift = (unsigned) __builtin_ctzll (g->zone_size);
   return 0;
 }
 

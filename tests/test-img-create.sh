@@ -140,7 +140,7 @@ zoned ()
         printf '%016x\n' $(( i * zsize | (i < conv ? 1 << 59 : 0) ))
     done >expected.txt
     cmp -s expected.txt entries.txt ||
-        { diff expected.txt entries.txt | head >&2
+        { diff expected.txt entries.txt | head >&2 || true
           fail "$row: write-pointer table entries are wrong"; }
 
     # qemu, which does not know bit 5, sees a sound qcow2 image once the bit
