@@ -121,6 +121,15 @@ poke_be l2-reftable.qcow2 "$(l2_offset l2-reftable.qcow2)" 8 \
 refused_write l2-reftable l2-reftable.qcow2 0 \
     'preventing a write of guest data at 0x10000 \(4096 bytes\): it overlaps the refcount table at 0x10000'
 
+# 1b. The same with extended L2 entries (16 bytes; the bitmap after the
+#     descriptor says the subclusters are allocated).
+rm -f extl2.qcow2
+qemu-img create -q -f qcow2 -o extended_l2=on extl2.qcow2 4M
+qemu-io -f qcow2 -c 'write -P 0x5a 0 128k' extl2.qcow2 >/dev/null
+poke_be extl2.qcow2 "$(l2_offset extl2.qcow2)" 8 \
+    $(( $(reftable_offset extl2.qcow2) | L2E_COPIED ))
+refused_write extl2 extl2.qcow2 0 'it overlaps the refcount table'
+
 # 2. The L2 table's refcount (16-bit, in the block the table's entry 0
 #    points at) says free: the allocation for a new data cluster finds it.
 make_image l2-free.qcow2
