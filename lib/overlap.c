@@ -510,7 +510,10 @@ overlap_free (struct overlap_set *set)
 /* Sets incompatible bit 1 in the file and syncs it.  The one write that
  * bypasses the overlap check (image-write.c): it is the 8-byte feature
  * field of the header, and it must go through even though every other
- * write is now refused.
+ * write is now refused.  The caller may hold meta_lock: this is the one
+ * sync under it, once in the life of an image, when it is found corrupt
+ * (the next open must see the bit, and nothing else will sync it: every
+ * later write, a flush's too, fails).
  */
 static void
 write_corrupt_bit (struct zq_image *img)
