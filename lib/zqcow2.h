@@ -237,8 +237,8 @@ struct zq_create_options {
   uint64_t zone_capacity;       /* 0: zone_size */
   uint32_t conventional_zones;
   uint32_t max_open_zones;
-  uint32_t max_active_zones;
-  uint32_t max_append_bytes;    /* 0: 64 KiB */
+  uint32_t max_active_zones;    /* 0: none, or with max_open_zones: all */
+  uint32_t max_append_bytes;    /* 0: 64 KiB, less for small zones */
   bool allow_short_last_zone;   /* size need not be a multiple of zone_size */
   /* An external data file (incompatible bit 2), named in the header as
    * given: a relative name is relative to the image's directory, where
@@ -266,6 +266,14 @@ struct zq_create_options {
  * renamed into place, and removed again if the image cannot be.
  */
 int zq_create (const struct zq_create_options *options);
+
+/* Fills the options left 0 with the values zq_create uses for them: the
+ * cluster size, refcount bits, zone size and capacity, the largest
+ * max_append_bytes QEMU's zoned series accepts (up to 64 KiB), and, for
+ * an open limit given alone, max_active_zones = the sequential zones.
+ * zq_create does this itself; callers use it to show what will be made.
+ */
+void zq_create_defaults (struct zq_create_options *options);
 
 /* Looking at an image offline (zqcow2-img info, check).  Both open the
  * file read-only and never write to it, and work on images the engine
