@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,6 +213,18 @@ count_references (const char *filename, struct zq_check_result *result,
   c->cluster_size = c->f.cluster_size;
   c->cluster_bits = h->cluster_bits;
   c->nb_clusters = (c->f.file_size + c->cluster_size - 1) >> c->cluster_bits;
+  /* qemu-img check refuses the same (EFBIG, "File too large"): the
+   * per-cluster arrays would be absurd, and so would the walk.
+   */
+  if (c->nb_clusters > INT_MAX) {
+    zq_error ("%s: the file is %" PRIu64 " bytes, %" PRIu64 " clusters of "
+              "%" PRIu64 " bytes, more than the %d a check can count; the "
+              "image cannot be checked", filename, c->f.file_size,
+              c->nb_clusters, c->cluster_size, INT_MAX);
+    image_file_close (&c->f);
+    errno = EFBIG;
+    return -1;
+  }
   c->refblock_bits = c->cluster_bits + 3 - h->refcount_order;
   c->refcount_max = h->refcount_order == 6 ? UINT64_MAX
     : (UINT64_C (1) << (1u << h->refcount_order)) - 1;

@@ -239,9 +239,10 @@ write_l1_entries (struct zq_image *img)
    */
   for (i = first; i < end; i++) {
     store_be64 (entry, img->l1_flushing[i]);
-    if (full_pwrite (img->fd, entry, 8,
-                     img->header.l1_table_offset + (uint64_t) i * 8) == -1) {
-      zq_error ("%s: writing L1 entry %" PRIu32 ": %m", img->filename, i);
+    if (image_pwrite (img, img->fd, META_L1, entry, 8,
+                      img->header.l1_table_offset + (uint64_t) i * 8) == -1) {
+      if (!write_refused (img))
+        zq_error ("%s: writing L1 entry %" PRIu32 ": %m", img->filename, i);
       errno = EIO;
       return -1;
     }

@@ -49,6 +49,10 @@ struct qcow2_header {
   bool has_data_file;
   char *data_file_name;         /* the extension's name, NUL added */
   bool has_bitmaps;
+  /* The bitmaps extension's directory (0 when shorter than 24 bytes). */
+  uint32_t nb_bitmaps;
+  uint64_t bitmap_directory_size;
+  uint64_t bitmap_directory_offset;
   bool has_crypto;
   bool has_zoned;
   /* The zoned extension's payload (its first 56 bytes; longer payloads

@@ -154,6 +154,8 @@ setup_caches (struct zq_image *img, uint64_t l2_cache_bytes)
                                        img->cluster_size);
   if (img->l2_cache == NULL || img->refblock_cache == NULL)
     return refuse (img, ENOMEM, "%s", "out of memory for the metadata caches");
+  metacache_set_kind (img->l2_cache, META_L2);
+  metacache_set_kind (img->refblock_cache, META_REFCOUNT_BLOCK);
   metacache_set_dependency (img->l2_cache, img->refblock_cache);
   return 0;
 }
@@ -178,7 +180,8 @@ clear_autoclear_bits (struct zq_image *img)
   store_be64 (field, kept);
   if (bitmaps_collect (img, &bitmap_refs, &bitmap_clusters) == -1)
     return -1;
-  if (full_pwrite (img->fd, field, 8, QH_AUTOCLEAR_FEATURES) == -1 ||
+  if (image_pwrite (img, img->fd, META_HEADER, field, 8,
+                    QH_AUTOCLEAR_FEATURES) == -1 ||
       sync_file (img) == -1) {
     free (bitmap_refs);
     return refuse (img, EIO, "clearing the autoclear feature bits: %s",
@@ -187,6 +190,10 @@ clear_autoclear_bits (struct zq_image *img)
   zq_debug ("%s: cleared autoclear feature bits 0x%" PRIx64,
             img->filename, img->header.autoclear_features & ~kept);
   img->header.autoclear_features = kept;
+  if (img->header.nb_bitmaps > 0)
+    overlap_remove (img, META_BITMAP_DIRECTORY,
+                    img->header.bitmap_directory_offset,
+                    img->header.bitmap_directory_size);
   r = bitmap_refs ? bitmaps_release (img, bitmap_refs, bitmap_clusters) : 0;
   free (bitmap_refs);
   return r;
@@ -258,6 +265,7 @@ static void
 free_image (struct zq_image *img)
 {
   backing_free (img->backing);
+  overlap_free (img->overlap);
   zones_free (img->zones);
   metacache_free (img->l2_cache);
   metacache_free (img->refblock_cache);
@@ -373,6 +381,11 @@ image_open (const struct zq_open_options *options,
             "zoned image");
     goto fail;
   }
+  /* Before anything is written: the repair and the autoclear bits go
+   * through the overlap check too.
+   */
+  if (overlap_build (img, st.st_size) == -1)
+    goto fail;
   chain = (struct open_chain) {
     .dev = st.st_dev, .ino = st.st_ino,
     .depth = above ? above->depth + 1 : 0, .above = above,

@@ -23,14 +23,16 @@
  * meta_lock; wp_write_lock -> zones->lock.  wp_write_lock and flush_lock
  * are never taken under a range lock, nor the range lock under either
  * (a reset persists its pointer, then trims); only refusal_lock is
- * taken under zones->lock, nothing under meta_lock or refusal_lock (a
- * backing file's own locks are taken under this image's range lock
- * only).
+ * taken under zones->lock, and only the overlap set's lock (overlap.c,
+ * a leaf: changes to the set take it, its checks take no lock) under
+ * meta_lock; nothing under refusal_lock (a backing file's own locks are
+ * taken under this image's range lock only).
  *
  * Syncs: flushes and write-pointer writes fdatasync without meta_lock
  * (sync_file_unlocked, sync_file_nolock), so L2 lookups go on meanwhile.
- * A dirty L2 table evicted from the cache, a grown refcount table and
- * open/close still sync with meta_lock held.
+ * A dirty L2 table evicted from the cache, a grown refcount table,
+ * marking the image corrupt (once, overlap.c) and open/close still sync
+ * with meta_lock held.
  */
 #ifndef ZQ_INTERNAL_H
 #define ZQ_INTERNAL_H
@@ -43,6 +45,7 @@
 #include "zqcow2.h"
 #include "header.h"
 #include "metacache.h"
+#include "overlap.h"
 #include "range-lock.h"
 #include "zones.h"
 
@@ -162,6 +165,13 @@ struct zq_image {
    */
   bool metadata_preallocated;
   bool metadata_preallocation_checked;
+  uint64_t preallocation_scan_steps;    /* atomic; tests read it */
+
+  /* Which host clusters hold metadata (overlap.c), and whether the image
+   * was found corrupt: then no more writes reach the file.
+   */
+  struct overlap_set *overlap;
+  bool corrupt;                 /* atomic */
 
   /* Zones, on images with the zoned format; NULL otherwise. */
   struct zone_set *zones;
@@ -277,6 +287,25 @@ int zq_refuse (const char *filename, int err, const char *fs, ...)
  */
 int full_pread (int fd, void *buf, size_t count, uint64_t offset);
 int full_pwrite (int fd, const void *buf, size_t count, uint64_t offset);
+
+/* image-write.c: every write to an open image's file or data file goes
+ * through one of these.  `kind` says what the write holds; a write to the
+ * image file that would overlap other metadata fails with EIO and marks
+ * the image corrupt (overlap.h).  Short writes and EINTR are retried.
+ */
+struct iovec;
+/* Whether writes fail because the image was found corrupt (the finding
+ * was logged once; callers need not log each failed write).
+ */
+static inline bool
+write_refused (struct zq_image *img)
+{
+  return __atomic_load_n (&img->corrupt, __ATOMIC_ACQUIRE);
+}
+int image_pwrite (struct zq_image *img, int fd, enum meta_kind kind,
+                  const void *buf, size_t count, uint64_t offset);
+int image_pwritev (struct zq_image *img, int fd, enum meta_kind kind,
+                   struct iovec *iov, int iovcnt, uint64_t offset);
 
 /* A cluster-sized buffer of zeroes, shared read-only (2 MiB). */
 #define ZQ_ZERO_BYTES (1u << 21)

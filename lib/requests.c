@@ -17,6 +17,13 @@ check_writable (struct zq_image *img, const char *what)
     errno = EPERM;
     return -1;
   }
+  if (write_refused (img)) {
+    /* Logged once, when the corruption was found (overlap.c). */
+    zq_debug ("%s: %s refused: the image is marked corrupt",
+              img->filename, what);
+    errno = EIO;
+    return -1;
+  }
   return 0;
 }
 

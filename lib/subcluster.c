@@ -209,10 +209,12 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
        read_locked (img, data + end - from, to - end, cluster + end) == -1))
     goto fail;
   memcpy (data + start - from, buf, len);
-  if (full_pwrite (img->data_fd, data, to - from, host + from) == -1) {
+  if (image_pwrite (img, img->data_fd, META_NONE, data, to - from,
+                    host + from) == -1) {
     int saved_errno = errno;
-    zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
-              PRIx64 ": %m", img->filename, cluster + from, host + from);
+    if (!write_refused (img))
+      zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
+                PRIx64 ": %m", img->filename, cluster + from, host + from);
     errno = saved_errno == ENOSPC ? ENOSPC : EIO;
     goto fail;
   }

@@ -370,11 +370,13 @@ write_wp_entries (struct zq_image *img, uint32_t first, uint32_t end)
     first = 0;
     end = zs->nr_zones;
   }
-  if (full_pwrite (img->fd, zs->wp_table + (size_t) first * 8,
-                   (size_t) (end - first) * 8,
-                   zs->geometry.zonedmeta_offset + (uint64_t) first * 8)
+  if (image_pwrite (img, img->fd, META_WP_TABLE,
+                    zs->wp_table + (size_t) first * 8,
+                    (size_t) (end - first) * 8,
+                    zs->geometry.zonedmeta_offset + (uint64_t) first * 8)
       == -1) {
-    zq_error ("%s: writing the write-pointer table: %m", img->filename);
+    if (!write_refused (img))
+      zq_error ("%s: writing the write-pointer table: %m", img->filename);
     errno = EIO;
     return -1;
   }
