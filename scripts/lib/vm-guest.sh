@@ -67,16 +67,18 @@ vmt_disk ()
   return 1
 }
 
-# vmt_export FILE SERIAL: write FILE as a tar archive onto the raw disk
-# with this serial, for the host to read back (vm_out_disk, vm_out_read).
+# vmt_export DIR SERIAL: write DIR's files as a tar archive onto the raw
+# disk with this serial, for the host to read back (vm_out_disk,
+# vm_out_read).
 vmt_export ()
 {
   local dev
   dev="$(vmt_disk "$2")" || { vmt_fail export "no disk with serial $2"; return 1; }
-  if tar -cf "$dev" -C "$(dirname "$1")" "$(basename "$1")" && sync; then
-    vmt_pass "export-$(basename "$1")"
+  sync
+  if tar -cf "$dev" -C "$1" . && sync; then
+    vmt_pass "export-images"
   else
-    vmt_fail "export-$(basename "$1")" "cannot write $1 to $dev"
+    vmt_fail "export-images" "cannot write $1 to $dev"
   fi
 }
 

@@ -295,6 +295,8 @@ vm_base_initramfs ()
   chmod 755 "$root/init"
   cp "$ZQ_TOP/scripts/lib/vm-guest.sh" "$root/zq/vm-guest.sh"
 
+  # Older builds for this kernel are stale now: drop them.
+  rm -f "$ZQ_VM_CACHE/initramfs-$VM_KVER-"*.cpio
   ( cd "$root" && find . -print0 | cpio --null -o -H newc --quiet ) \
     > "$VM_BASE_CPIO.tmp" && mv "$VM_BASE_CPIO.tmp" "$VM_BASE_CPIO"
   rm -rf "$root"
@@ -485,12 +487,13 @@ vm_pattern ()
   vm_guest_file "$ZQ_TOP/scripts/vm-cases/checks.guest.sh" /zq/checks.sh
 }
 
-# vm_zoned_image IMG [OPTIONS]: the zoned image the guest check lists
-# expect: 48 MiB, 4 MiB zones, 4 conventional then 8 sequential.
+# vm_zoned_image IMG [SIZE [OPTIONS]]: the zoned image the guest check
+# lists expect: 4 MiB zones, 4 conventional then sequential ones, 48 MiB
+# (8 sequential zones) unless SIZE says more.
 vm_zoned_image ()
 {
   zq_img create -q -o "zone.mode=host-managed,zone.size=4M" \
-    -o "zone.conventional_zones=4${2:+,$2}" "$1" 48M
+    -o "zone.conventional_zones=4${3:+,$3}" "$1" "${2:-48M}"
 }
 
 # vm_out_disk FILE SIZE: QEMU arguments for a raw scratch disk (serial

@@ -135,10 +135,29 @@ vmt_fio_stream ()
 {
   local name="$1" dev="$2" zone="$3" depth="$4" bs="$5"
   vmt_check "$name" fio --name="$name" --filename="$dev" --direct=1 \
-    --ioengine=libaio --iodepth="$depth" --rw=write --bs="$bs" \
+    --ioengine=libaio --iodepth="$depth" --iodepth_batch_submit="$depth" --rw=write --bs="$bs" \
     --offset=$((zone * VMT_ZONE_BYTES)) --size=$VMT_ZONE_BYTES \
     --verify=crc32c --do_verify=1 --verify_fatal=1 --output=/tmp/fio.out \
     --randrepeat=0 --norandommap=1
+  grep -q 'err= 0' /tmp/fio.out 2>/dev/null ||
+    sed -n '1,12s/^/fio: /p' /tmp/fio.out
+}
+
+# vmt_fio_interleaved NAME DEV ZONE DEPTH BS: two fio jobs, one on each
+# vCPU (so on different NBD connections), write alternate blocks of zone
+# ZONE, each DEPTH deep: together an in-order stream from the pointer with
+# no gaps, however the two interleave.  Both verify what they wrote.
+vmt_fio_interleaved ()
+{
+  local name="$1" dev="$2" zone="$3" depth="$4" bs="$5" bytes
+  bytes=$(( ${bs%k} * 1024 ))
+  vmt_check "$name" fio --filename="$dev" --direct=1 --ioengine=libaio \
+    --iodepth="$depth" --iodepth_batch_submit="$depth" --rw=write:"$bs" --bs="$bs" --verify=crc32c \
+    --do_verify=1 --verify_fatal=1 --output=/tmp/fio.out \
+    --name=even --cpus_allowed=0 --offset=$((zone * VMT_ZONE_BYTES)) \
+      --size=$VMT_ZONE_BYTES \
+    --name=odd --cpus_allowed=1 --offset=$((zone * VMT_ZONE_BYTES + bytes)) \
+      --size=$((VMT_ZONE_BYTES - bytes))
   grep -q 'err= 0' /tmp/fio.out 2>/dev/null ||
     sed -n '1,12s/^/fio: /p' /tmp/fio.out
 }
