@@ -359,6 +359,8 @@ _vm_case_cpio ()
   cp "$PLUGIN" "$root/zq/nbdkit-zqcow2-plugin.so"
   cp "$ZQCOW2_IMG" "$root/zq/zqcow2-img"
   [[ -x "$ZQCOW2_NBD" ]] && cp "$ZQCOW2_NBD" "$root/zq/zqcow2-nbd"
+  [[ -x "$ZQ_BUILD/tests/zq-vm-burst" ]] &&
+    cp "$ZQ_BUILD/tests/zq-vm-burst" "$root/zq/zq-vm-burst"
   for pair in "${VM_FILES[@]}"; do
     mkdir -p "$root$(dirname "${pair#*:}")"
     cp --sparse=always "${pair%%:*}" "$root${pair#*:}"

@@ -161,3 +161,19 @@ vmt_fio_interleaved ()
   grep -q 'err= 0' /tmp/fio.out 2>/dev/null ||
     sed -n '1,12s/^/fio: /p' /tmp/fio.out
 }
+
+# vmt_reverse_burst NAME DEV ZONE N: N - 1 O_DIRECT writes of 4 KiB ahead
+# of zone ZONE's pointer, sent last block first, then the write at the
+# pointer (tests/zq-vm-burst.c): the stream is in order once all have
+# arrived, so every write must succeed, however many server threads the
+# first ones hold waiting.  (Issue 11, point 1: with nbdkit's default of
+# 16 threads per connection, 16 such writes failed.)
+vmt_reverse_burst ()
+{
+  local name="$1" dev="$2" zone="$3" n="$4"
+  if [[ ! -x /zq/zq-vm-burst ]]; then
+    vmt_fail "$name" "tests/zq-vm-burst is not built (make -C tests zq-vm-burst)"
+    return
+  fi
+  vmt_check "$name" /zq/zq-vm-burst "$dev" $((zone * VMT_ZONE_BYTES)) "$n" 4096
+}
