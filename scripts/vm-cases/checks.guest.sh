@@ -125,6 +125,10 @@ vmt_buffered_boundary ()
     vmt_check_fails buffered-across-boundary-refused "${cmd[@]}"
   else
     vmt_check buffered-across-boundary-accepted "${cmd[@]}"
+    vmt_check buffered-read-back bash -c "
+      dd if=$dev bs=4k skip=$((6 * VMT_ZONE_BYTES / 4096 + 15)) count=1100 \
+         iflag=direct 2>/dev/null |
+      cmp - <(cat /zq/pattern /zq/pattern | head -c $((1100 * 4096)))"
   fi
 }
 
