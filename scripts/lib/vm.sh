@@ -321,6 +321,7 @@ vm_case_init ()
 {
   VM_CASE="$1"
   VM_FILES=()
+  VM_PROGRAMS=()
   command -v qemu-system-x86_64 >/dev/null 2>&1 ||
     vm_skip "qemu-system-x86_64 is not installed (qemu-system-x86)"
   vm_kernel_select || vm_skip "no kernel to boot"
@@ -356,11 +357,16 @@ vm_guest_script () { cat >> "$VM_GUEST_SCRIPT"; }
 # vm_guest_file HOST-PATH GUEST-PATH: put a file into the guest.
 vm_guest_file () { VM_FILES+=("$1:$2"); }
 
+# vm_guest_program HOST-PATH GUEST-PATH: put a program into the guest with
+# the libraries ldd finds for it (e.g. a front end linked with liburing).
+vm_guest_program () { VM_PROGRAMS+=("$1:$2"); }
+
 # _vm_case_cpio OUT: the per-boot cpio: the guest script, the front ends,
 # the files of vm_guest_file.
 _vm_case_cpio ()
 {
   local out="$1" root pair
+  local -a files=(${VM_FILES[@]+"${VM_FILES[@]}"})
   root="$(mktemp -d "$VM_CASE_DIR/croot.XXXXXX")"
   mkdir -p "$root/zq"
   cp "$VM_GUEST_SCRIPT" "$root/zq/case.sh"
@@ -369,7 +375,12 @@ _vm_case_cpio ()
   [[ -x "$ZQCOW2_NBD" ]] && cp "$ZQCOW2_NBD" "$root/zq/zqcow2-nbd"
   [[ -x "$ZQ_BUILD/tests/zq-vm-burst" ]] &&
     cp "$ZQ_BUILD/tests/zq-vm-burst" "$root/zq/zq-vm-burst"
-  for pair in "${VM_FILES[@]}"; do
+  for pair in ${VM_PROGRAMS[@]+"${VM_PROGRAMS[@]}"}; do
+    _vm_copy_with_libs "$root" "$(readlink -f "${pair%%:*}")"
+    rm -f "$root$(readlink -f "${pair%%:*}")"
+    files+=("$pair")
+  done
+  for pair in ${files[@]+"${files[@]}"}; do
     mkdir -p "$root$(dirname "${pair#*:}")"
     cp --sparse=always "${pair%%:*}" "$root${pair#*:}"
   done
