@@ -5,11 +5,11 @@
 # Build: compiler, autotools, the libraries' development files.
 # Run and test: nbdkit, libnbd tools (nbdinfo, nbdcopy, nbdsh), qemu-utils
 # (qemu-img, qemu-io, qemu-nbd), fio; jq reads JSON output in tests.  perl
-# provides pod2man and podchecker.
+# provides pod2man and podchecker.  liburing-dev builds zqcow2-ublk.
 ZQ_DEB_PACKAGES=(
   nbdkit nbdkit-plugin-dev
   libnbd-dev libnbd-bin python3-libnbd
-  zlib1g-dev libzstd-dev
+  zlib1g-dev libzstd-dev liburing-dev
   autoconf automake libtool pkg-config make gcc
   qemu-utils fio perl jq
 )
