@@ -67,51 +67,73 @@ vmt_disk ()
   return 1
 }
 
-# vmt_export FILE SERIAL: write FILE as a tar archive onto the raw disk
-# with this serial, for the host to read back (vm_out_disk, vm_out_read).
+# vmt_export DIR SERIAL: write DIR's files as a tar archive onto the raw
+# disk with this serial, for the host to read back (vm_out_disk,
+# vm_out_read).
 vmt_export ()
 {
   local dev
   dev="$(vmt_disk "$2")" || { vmt_fail export "no disk with serial $2"; return 1; }
-  if tar -cf "$dev" -C "$(dirname "$1")" "$(basename "$1")" && sync; then
-    vmt_pass "export-$(basename "$1")"
+  sync
+  if tar -cf "$dev" -C "$1" . && sync; then
+    vmt_pass "export-images"
   else
-    vmt_fail "export-$(basename "$1")" "cannot write $1 to $dev"
+    vmt_fail "export-images" "cannot write $1 to $dev"
   fi
 }
 
-# vmt_nbdkit_start IMAGE [PARAMS...]: serve IMAGE inside the guest with
-# nbdkit and the plugin on /tmp/nbd.sock.  NBDKIT_ARGS adds options.
+# vmt_nbdkit_start NAME IMAGE [PARAMS...]: serve IMAGE inside the guest
+# with nbdkit and the plugin on /tmp/NAME.sock.  NBDKIT_ARGS (an array)
+# adds nbdkit options.
 vmt_nbdkit_start ()
 {
-  local image="$1" i
-  shift
-  rm -f /tmp/nbd.sock /tmp/nbdkit.pid
-  nbdkit ${NBDKIT_ARGS[@]+"${NBDKIT_ARGS[@]}"} -U /tmp/nbd.sock \
-    -P /tmp/nbdkit.pid /zq/nbdkit-zqcow2-plugin.so file="$image" "$@" \
-    > /tmp/nbdkit.log 2>&1 || {
-      vmt_fail nbdkit "nbdkit did not start: $(_vmt_tail /tmp/nbdkit.log)"
+  local name="$1" image="$2" i
+  shift 2
+  rm -f "/tmp/$name.sock" "/tmp/$name.pid"
+  nbdkit ${NBDKIT_ARGS[@]+"${NBDKIT_ARGS[@]}"} -U "/tmp/$name.sock" \
+    -P "/tmp/$name.pid" /zq/nbdkit-zqcow2-plugin.so file="$image" "$@" \
+    > "/tmp/$name.log" 2>&1 || {
+      vmt_fail "nbdkit-$name" "nbdkit did not start: $(_vmt_tail "/tmp/$name.log")"
       return 1
     }
   for (( i = 0; i < 100; i++ )); do
-    [[ -S /tmp/nbd.sock && -s /tmp/nbdkit.pid ]] && return 0
+    [[ -S "/tmp/$name.sock" && -s "/tmp/$name.pid" ]] && return 0
     sleep 0.1
   done
-  vmt_fail nbdkit "nbdkit's socket never appeared"
+  vmt_fail "nbdkit-$name" "nbdkit's socket never appeared"
   return 1
 }
 
-# vmt_nbdkit_stop: stop it and wait until it has closed the image.
+# vmt_nbdkit_stop NAME: stop it and wait until it has closed the image.
 vmt_nbdkit_stop ()
 {
   local pid i
-  pid="$(cat /tmp/nbdkit.pid 2>/dev/null)" || return 0
+  pid="$(cat "/tmp/$1.pid" 2>/dev/null)" || return 0
   kill "$pid"
   for (( i = 0; i < 100; i++ )); do
-    kill -0 "$pid" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
   done
+  vmt_fail "nbdkit-$1-stop" "nbdkit did not exit"
 }
+
+# vmt_nbd_connect DEV NAME [CONNECTIONS]: the kernel's NBD client on DEV
+# (/dev/nbdN) to /tmp/NAME.sock, 4 KiB blocks.
+vmt_nbd_connect ()
+{
+  local dev="$1" name="$2" conns="${3:-1}" i
+  vmt_check "nbd-client-$name" nbd-client -unix "/tmp/$name.sock" "$dev" \
+    -b 4096 -C "$conns" || return 1
+  for (( i = 0; i < 100; i++ )); do
+    [[ "$(blockdev --getsize64 "$dev" 2>/dev/null)" -gt 0 ]] && return 0
+    sleep 0.1
+  done
+  vmt_fail "nbd-size-$name" "$dev still has no size"
+  return 1
+}
+
+# vmt_nbd_disconnect DEV
+vmt_nbd_disconnect () { vmt_check "nbd-disconnect-${1##*/}" nbd-client -d "$1"; }
 
 # vmt_dmesg_on_failure: print the kernel's last messages if a check failed.
 vmt_dmesg_on_failure ()

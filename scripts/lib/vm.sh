@@ -295,6 +295,8 @@ vm_base_initramfs ()
   chmod 755 "$root/init"
   cp "$ZQ_TOP/scripts/lib/vm-guest.sh" "$root/zq/vm-guest.sh"
 
+  # Older builds for this kernel are stale now: drop them.
+  rm -f "$ZQ_VM_CACHE/initramfs-$VM_KVER-"*.cpio
   ( cd "$root" && find . -print0 | cpio --null -o -H newc --quiet ) \
     > "$VM_BASE_CPIO.tmp" && mv "$VM_BASE_CPIO.tmp" "$VM_BASE_CPIO"
   rm -rf "$root"
@@ -419,40 +421,41 @@ vm_disk_args ()
     -device "virtio-blk-pci,drive=$1,serial=${3:-$1},werror=report,rerror=report"
 }
 
-# vm_nbdkit_start IMAGE [PLUGIN-PARAMS...]: serve IMAGE with nbdkit and the
-# plugin on a Unix socket in the case directory; sets VM_SOCKET.  NBDKIT_ARGS
-# (an array) adds nbdkit options, e.g. (-t 64).
+# vm_nbdkit_start NAME IMAGE [PLUGIN-PARAMS...]: serve IMAGE with nbdkit and
+# the plugin on the Unix socket VM_CASE_DIR/NAME.sock (left in VM_SOCKET).
+# NBDKIT_ARGS (an array) adds nbdkit options, e.g. (-t 64).
 vm_nbdkit_start ()
 {
-  local image="$1" i
-  shift
-  VM_SOCKET="$VM_CASE_DIR/nbd.sock"
-  rm -f "$VM_SOCKET" "$VM_CASE_DIR/nbdkit.pid"
-  nbdkit "${NBDKIT_ARGS[@]}" -U "$VM_SOCKET" -P "$VM_CASE_DIR/nbdkit.pid" \
-    "$PLUGIN" file="$image" "$@" 2>"$VM_CASE_DIR/nbdkit.log" || {
-      vm_fail serve "nbdkit did not start: $(tail -n 2 "$VM_CASE_DIR/nbdkit.log")"
+  local name="$1" image="$2" i
+  shift 2
+  VM_SOCKET="$VM_CASE_DIR/$name.sock"
+  rm -f "$VM_SOCKET" "$VM_CASE_DIR/$name.pid"
+  nbdkit ${NBDKIT_ARGS[@]+"${NBDKIT_ARGS[@]}"} -U "$VM_SOCKET" \
+    -P "$VM_CASE_DIR/$name.pid" "$PLUGIN" file="$image" "$@" \
+    2>"$VM_CASE_DIR/$name.log" || {
+      vm_fail "serve-$name" "nbdkit did not start: $(tail -n 2 "$VM_CASE_DIR/$name.log")"
       return 1
     }
   for (( i = 0; i < 100; i++ )); do
-    [[ -S "$VM_SOCKET" && -s "$VM_CASE_DIR/nbdkit.pid" ]] && return 0
+    [[ -S "$VM_SOCKET" && -s "$VM_CASE_DIR/$name.pid" ]] && return 0
     sleep 0.1
   done
-  vm_fail serve "nbdkit's socket never appeared"
+  vm_fail "serve-$name" "nbdkit's socket never appeared"
   return 1
 }
 
-# vm_nbdkit_stop: stop the server vm_nbdkit_start started and wait until it
-# has closed the image.
+# vm_nbdkit_stop NAME: stop that server and wait until it has closed the
+# image.
 vm_nbdkit_stop ()
 {
-  local pid i
-  pid="$(cat "$VM_CASE_DIR/nbdkit.pid" 2>/dev/null)" || return 0
+  local pid i pidfile="$VM_CASE_DIR/$1.pid"
+  pid="$(cat "$pidfile" 2>/dev/null)" || return 0
   kill "$pid" 2>/dev/null
   for (( i = 0; i < 100; i++ )); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  rm -f "$VM_CASE_DIR/nbdkit.pid"
+  rm -f "$pidfile"
 }
 
 # ---------------------------------------------------------------- host checks
@@ -472,3 +475,107 @@ qemu_img_clean ()
 
 # zq_img ARGS...: the built zqcow2-img.
 zq_img () { "$ZQCOW2_IMG" "$@"; }
+
+# vm_pattern: 4 MiB of random bytes in VM_CASE_DIR/pattern, shipped to the
+# guest as /zq/pattern; the host compares what it reads back with it.
+# The guest's check lists (scripts/vm-cases/checks.guest.sh) come along as
+# /zq/checks.sh.
+vm_pattern ()
+{
+  head -c 4M /dev/urandom > "$VM_CASE_DIR/pattern"
+  vm_guest_file "$VM_CASE_DIR/pattern" /zq/pattern
+  vm_guest_file "$ZQ_TOP/scripts/vm-cases/checks.guest.sh" /zq/checks.sh
+}
+
+# vm_zoned_image IMG [SIZE [OPTIONS]]: the zoned image the guest check
+# lists expect: 4 MiB zones, 4 conventional then sequential ones, 48 MiB
+# (8 sequential zones) unless SIZE says more.
+vm_zoned_image ()
+{
+  zq_img create -q -o "zone.mode=host-managed,zone.size=4M" \
+    -o "zone.conventional_zones=4${3:+,$3}" "$1" "${2:-48M}"
+}
+
+# vm_out_disk FILE SIZE: QEMU arguments for a raw scratch disk (serial
+# zqout) the guest writes a file to with vmt_export.
+vm_out_disk ()
+{
+  rm -f "$1"
+  truncate -s "$2" "$1"
+  printf '%s\n' -drive "file=$1,format=raw,if=none,id=zqout" \
+    -device "virtio-blk-pci,drive=zqout,serial=zqout"
+}
+
+# vm_out_read FILE DIR: unpack what the guest exported onto FILE into DIR.
+vm_out_read () { tar -xf "$1" -C "$2"; }
+
+# vm_raw_copy IMG RAW: the image's guest-visible bytes as a raw file, read
+# through the plugin read-only (qemu-img does not open zoned images).
+vm_raw_copy ()
+{
+  rm -f "$2"
+  nbdkit -r -U - "$PLUGIN" file="$1" --run "nbdcopy \"\$uri\" '$2'"
+}
+
+# vm_ext4_files_match RAW: the files vmt_plain_ext4 wrote, read back on the
+# host with debugfs from a raw copy of the disk, equal the pattern, and
+# e2fsck finds the filesystem clean.
+vm_ext4_files_match ()
+{
+  local raw="$1" f out="$VM_CASE_DIR/dumped"
+  e2fsck -fn "$raw" || return 1
+  for f in "${@:2}"; do
+    rm -f "$out"
+    debugfs -R "dump $f $out" "$raw" 2>/dev/null
+    cmp "$VM_CASE_DIR/pattern" "$out" || { echo "$f differs"; return 1; }
+  done
+}
+
+# vm_zone_is IMG ZONE COND WP: zqcow2-img zones says zone ZONE has this
+# condition (as zqcow2-img prints it, e.g. full, empty) and write pointer
+# (bytes from the zone's start).
+vm_zone_is ()
+{
+  local json got
+  json="$(zq_img zones --offset $(( $2 * 4 << 20 )) --count 1 --output=json "$1")" || return 1
+  got="$(jq -r '(if type == "array" then . else .zones end)[0] |
+          "\(.condition // .cond) \((."write-pointer" // .wptr) - .start)"' <<<"$json")"
+  [[ "${got,,}" == "${3,,} $4" || ( "$3" == '*' && "${got#* }" == "$4" ) ]] ||
+    { echo "zone $2: $got, expected $3 $4"; return 1; }
+}
+
+# vm_plain_read_back IMG: qemu-img converts the plain image to raw, and
+# debugfs reads vmt_plain_ext4's files back from it.
+vm_plain_read_back ()
+{
+  qemu-img convert -O raw "$1" "$VM_CASE_DIR/plain.raw" &&
+    vm_ext4_files_match "$VM_CASE_DIR/plain.raw" /f1 /f2 /f3 /f4
+}
+
+# _vm_same_bytes FILE1 OFF1 FILE2 OFF2 LEN: byte ranges are equal.
+_vm_same_bytes ()
+{
+  cmp <(tail -c +$(($2 + 1)) "$1" | head -c "$5") \
+      <(tail -c +$(($4 + 1)) "$3" | head -c "$5")
+}
+
+# vm_zoned_host_checks IMG: after vmt_zoned_basic and vmt_zoned_conv_ext4,
+# the image is consistent, its zones are where the guest left them, and
+# their bytes are the pattern's.
+vm_zoned_host_checks ()
+{
+  local img="$1" raw="$VM_CASE_DIR/zoned.raw" M=$((1 << 20))
+  vm_host_check host-zqcow2-img-check zq_img check "$img"
+  vm_host_check host-zone4-wp vm_zone_is "$img" 4 '*' $((512 << 10))
+  vm_host_check host-zone5-full vm_zone_is "$img" 5 full $((4 * M))
+  vm_raw_copy "$img" "$raw" || { vm_fail host-raw-copy "nbdcopy failed"; return; }
+  vm_host_check host-zone4-data _vm_same_bytes "$raw" $((16 * M)) \
+    "$VM_CASE_DIR/pattern" $((2 * M)) $((512 << 10))
+  vm_host_check host-zone5-data _vm_same_bytes "$raw" $((20 * M)) \
+    "$VM_CASE_DIR/pattern" 0 "$M"
+  vm_host_check host-zone5-zeroes _vm_same_bytes "$raw" $((21 * M)) \
+    /dev/zero 0 $((3 * M))
+  head -c $((16 * M)) "$raw" > "$VM_CASE_DIR/conv.raw"
+  vm_host_check host-conv-ext4-read-back vm_ext4_files_match \
+    "$VM_CASE_DIR/conv.raw" /pattern
+}
