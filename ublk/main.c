@@ -250,11 +250,13 @@ main (int argc, char *argv[])
 
  out:
   /* Stopping the device flushes it through the queues, then ends them. */
-  if (added && ctrl_stop_dev (ctrl, dev.dev_id) == -1)
+  if (running && ctrl_stop_dev (ctrl, dev.dev_id) == -1)
     exit_code = EXIT_FAILURE;
-  (void) running;
-  for (i = 0; i < started; i++)
+  for (i = 0; i < started; i++) {
+    if (!running)
+      queue_abandon (queues[i]);
     queue_join (queues[i]);
+  }
   /* The driver frees the device once its character device is closed. */
   if (dev.char_fd >= 0)
     close (dev.char_fd);

@@ -50,6 +50,8 @@ struct queue {
   int efd;
   uint64_t efd_count;           /* what the eventfd read fills */
   atomic_bool stopping;
+  /* Set by queue_abandon: leave without waiting for the driver. */
+  atomic_bool abandoned;
   /* Startup: the queue thread says how it went. */
   sem_t started;
   int start_error;
@@ -211,7 +213,8 @@ queue_run (void *opaque)
     return NULL;
 
   /* Until the driver has ended every tag's command (STOP_DEV aborts
-   * them with UBLK_IO_RES_ABORT).
+   * them with UBLK_IO_RES_ABORT), or main() gives up on a device that
+   * never started: leaving the ring then cancels the commands.
    */
   while (live > 0) {
     struct io_uring_cqe *cqe;
@@ -225,6 +228,10 @@ queue_run (void *opaque)
     io_uring_for_each_cqe (&q->ring, head, cqe) {
       seen++;
       if (cqe->user_data == EVENTFD_DATA) {
+        if (atomic_load (&q->abandoned)) {
+          live = 0;
+          break;
+        }
         commit_done (q);
         arm_eventfd (q);
       }
@@ -329,6 +336,16 @@ queue_start (struct device *dev, unsigned qid)
     queue_free (q);
   }
   return NULL;
+}
+
+void
+queue_abandon (struct queue *q)
+{
+  uint64_t one = 1;
+
+  atomic_store (&q->abandoned, true);
+  if (write (q->efd, &one, sizeof one) != sizeof one)
+    ublk_error ("queue %u: eventfd: %m", q->qid);
 }
 
 void

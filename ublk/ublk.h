@@ -86,6 +86,10 @@ void device_params (const struct device *dev, struct zq_ublk_params *p);
  */
 struct queue;
 struct queue *queue_start (struct device *dev, unsigned qid);
+/* Makes the queue's threads end without waiting for the driver to abort
+ * their commands, for a device that did not start.
+ */
+void queue_abandon (struct queue *q);
 /* Waits for the queue's threads (after STOP_DEV) and frees it. */
 void queue_join (struct queue *q);
 

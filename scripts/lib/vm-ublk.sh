@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What the zqcow2-ublk VM cases (scripts/vm-cases/ublk-*.sh) share, on top
+# What the zqcow2-ublk VM cases (scripts/vm-cases/ublk-*) share, on top
 # of vm.sh.  zqcow2-ublk runs inside the guest, on image files the host
 # shares with it over 9p (virtio), so that the host checks the very files
 # after the guest is gone, with zqcow2-img and against what the guest saw.
