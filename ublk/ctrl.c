@@ -120,9 +120,13 @@ ctrl_add_dev (struct ctrl *c, struct device *dev)
   int r = ctrl_command (c, UBLK_U_CMD_ADD_DEV, &cmd);
 
   if (r < 0) {
+    /* Before 6.5 the driver knows neither user copy nor (before 6.3) the
+     * ioctl-encoded commands, and refuses them with EINVAL.
+     */
     ublk_error ("adding a ublk device failed: %s%s", strerror (-r),
-                r == -EINVAL && dev->zoned
-                ? " (zoned ublk devices need Linux 6.6 or later)" : "");
+                r != -EINVAL ? ""
+                : dev->zoned ? " (zoned ublk devices need Linux 6.6 or later)"
+                : " (zqcow2-ublk needs Linux 6.5 or later)");
     errno = -r;
     return -1;
   }
