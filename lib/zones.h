@@ -100,7 +100,8 @@ int zone_trim (struct zq_image *img, uint64_t count, uint64_t offset);
 int zone_append (struct zq_image *img, const void *buf, uint64_t count,
                  uint64_t zone_start, uint64_t *appended_at);
 int zone_block_status (struct zq_image *img, uint64_t count,
-                       uint64_t offset, zq_extent_fn fn, void *opaque);
+                       uint64_t offset, unsigned split,
+                       zq_extent_depth_fn fn, void *opaque);
 
 
 #endif /* ZQ_ZONES_H */

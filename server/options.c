@@ -25,6 +25,7 @@ static const struct option long_options[] = {
   { "export-name", required_argument, NULL, 'e' },
   ENGINE_LONG_OPTIONS,
   { "run", required_argument, NULL, OPT_RUN },
+  { "allocation-depth", no_argument, NULL, 'A' },
   { "verbose", no_argument, NULL, 'v' },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
@@ -37,7 +38,7 @@ usage (FILE *out)
   fprintf (out,
 "Usage: %s [-r] [-U SOCKET | -p PORT [-b ADDR]] [-e EXPORTNAME]\n"
 "           [--backing FILE|none] [--data-file FILE] [--l2-cache-size SIZE]\n"
-"           [--offline-zones LIST] [--readonly-zones LIST] [--run CMD] [-v]\n"
+"           [--offline-zones LIST] [--readonly-zones LIST] [--run CMD] [-A] [-v]\n"
 "           IMAGE\n"
 "Serve a qcow2 image, zoned or not, over NBD.\n"
 "\n"
@@ -49,6 +50,8 @@ usage (FILE *out)
 ENGINE_OPTIONS_HELP
 "      --run CMD          run CMD with $uri set, serve until it exits,\n"
 "                         and exit with its status\n"
+"  -A, --allocation-depth accepted as qemu-nbd takes it; qemu:allocation-depth\n"
+"                         and qemu:joint-allocation are always published\n"
 "  -v, --verbose          debug messages\n"
 "      --help, --version\n"
 "\n"
@@ -64,7 +67,7 @@ parse_options (int argc, char *argv[], struct options *o)
   int c;
 
   export.name = "";
-  while ((c = getopt_long (argc, argv, "rU:p:b:e:v", long_options,
+  while ((c = getopt_long (argc, argv, "rU:p:b:e:Av", long_options,
                            NULL)) != -1) {
     switch (c) {
     case 'r': o->readonly = true; break;
@@ -80,6 +83,7 @@ parse_options (int argc, char *argv[], struct options *o)
       export.name = optarg;
       break;
     case 'v': verbose = true; break;
+    case 'A': break;            /* the contexts are always published */
     case OPT_RUN: o->run = optarg; break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION:

@@ -99,12 +99,12 @@ static void
 test_params (struct zq_image *img, bool zoned)
 {
   struct device dev = {
-    .img = img, .size = zq_virtual_size (img),
-    .cluster_size = zq_cluster_size (img), .zoned = zoned,
+    .img = img, .size = zq_virtual_size (img), .zoned = zoned,
     .max_io_bytes = IO_BUF_BYTES,
   };
   struct zq_ublk_params p;
 
+  zq_block_limits (img, &dev.limits);
   if (zoned)
     CHECK (zq_zone_geometry (img, &dev.geometry) == 0);
   device_params (&dev, &p);

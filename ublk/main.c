@@ -70,12 +70,13 @@ open_image (const struct options *o, struct device *dev)
     return -1;                  /* the engine said why */
   dev->image = o->image;
   dev->size = zq_virtual_size (dev->img);
-  dev->cluster_size = zq_cluster_size (dev->img);
+  zq_block_limits (dev->img, &dev->limits);
   dev->readonly = o->readonly || zq_is_readonly (dev->img);
   dev->zoned = zq_is_zoned (dev->img);
   dev->queues = o->queues;
   dev->depth = o->depth;
-  dev->max_io_bytes = IO_BUF_BYTES;
+  dev->max_io_bytes = dev->limits.maximum < IO_BUF_BYTES
+                      ? dev->limits.maximum / 4096 * 4096 : IO_BUF_BYTES;
   dev->char_fd = -1;
   if (dev->zoned) {
     if (zq_zone_geometry (dev->img, &dev->geometry) == -1)

@@ -1,5 +1,5 @@
-/* The device's parameters, from the image: the engine's geometry is
- * copied, never recomputed.
+/* The device's parameters, from the image: the engine's block limits
+ * and zone geometry are copied, never recomputed.
  */
 #include <config.h>
 
@@ -26,10 +26,14 @@ device_params (const struct device *dev, struct zq_ublk_params *p)
   b->attrs = UBLK_ATTR_VOLATILE_CACHE | UBLK_ATTR_FUA;
   if (dev->readonly)
     b->attrs |= UBLK_ATTR_READ_ONLY;
-  b->logical_bs_shift = 9;
+  /* A block device's sectors are 512 bytes at least; the engine asks
+   * no more (1, or 512 on a zoned image).
+   */
+  b->logical_bs_shift = dev->limits.minimum > 512
+                        ? log2_u32 (dev->limits.minimum) : 9;
   b->physical_bs_shift = 12;
   b->io_min_shift = 12;
-  b->io_opt_shift = log2_u32 (dev->cluster_size);
+  b->io_opt_shift = log2_u32 (dev->limits.preferred);
   b->max_sectors = dev->max_io_bytes >> 9;
   b->dev_sectors = dev->size >> 9;
 
@@ -45,9 +49,11 @@ device_params (const struct device *dev, struct zq_ublk_params *p)
     p->zoned.max_zone_append_sectors = append >> 9;
   }
   else if (!dev->readonly) {
-    /* Discard deallocates whole clusters; write zeroes any range. */
+    /* Discard deallocates whole clusters (the preferred size); write
+     * zeroes any range.
+     */
     p->types |= UBLK_PARAM_TYPE_DISCARD;
-    p->discard.discard_granularity = dev->cluster_size;
+    p->discard.discard_granularity = dev->limits.preferred;
     p->discard.max_discard_sectors = UINT32_C (1) << 21;        /* 1 GiB */
     p->discard.max_write_zeroes_sectors = UINT32_C (1) << 21;
     p->discard.max_discard_segments = 1;

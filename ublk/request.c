@@ -70,7 +70,7 @@ request_run (const struct device *dev, const struct ublksrv_io_desc *iod,
   uint64_t offset = iod->start_sector << 9;
   uint64_t len = (uint64_t) iod->nr_sectors << 9;
   unsigned fua = (iod->op_flags & UBLK_IO_F_FUA) ? ZQ_FUA : 0;
-  uint32_t zone = dev->zoned ? (uint32_t) (offset / dev->geometry.zone_size)
+  uint32_t zone = dev->zoned ? (uint32_t) (offset >> dev->geometry.zone_shift)
                              : 0;
   uint64_t at;
   int r;

@@ -46,12 +46,13 @@ struct device {
   struct zq_image *img;
   const char *image;
   uint64_t size;
-  uint32_t cluster_size;
+  struct zq_block_limits limits;        /* the engine's */
   bool readonly;
   bool zoned;
   struct zq_zone_geometry geometry;     /* zoned images only */
   unsigned queues, depth;
-  uint32_t max_io_bytes;
+  uint32_t max_io_bytes;        /* the largest request: our buffers' size,
+                                   or the engine's maximum if lower */
   uint32_t dev_id;              /* as the driver assigned it */
   int char_fd;                  /* /dev/ublkcN */
 };
