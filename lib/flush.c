@@ -100,6 +100,18 @@ sync_file_unlocked (struct zq_image *img)
   return r;
 }
 
+int
+sync_file_nolock (struct zq_image *img)
+{
+  int r;
+
+  pthread_mutex_lock (&img->meta_lock);
+  img->unsynced_writes = true;
+  r = sync_file_unlocked (img);
+  pthread_mutex_unlock (&img->meta_lock);
+  return r;
+}
+
 void
 queue_free (struct zq_image *img, uint64_t host_offset, uint64_t nr_clusters)
 {

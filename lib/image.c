@@ -419,6 +419,7 @@ zq_close (struct zq_image *img)
       pthread_mutex_unlock (&img->meta_lock);
     }
   }
+  refusal_log_flush (img);
   range_lock_destroy (&img->ranges);
   pthread_mutex_destroy (&img->meta_lock);
   pthread_mutex_destroy (&img->flush_lock);

@@ -1,14 +1,36 @@
 /* The engine's internal state, shared by the files of lib/.
  *
- * Locking: img->meta_lock protects every piece of metadata below it (the
- * L1 table, the refcount table, both caches, the pending frees).  It is
- * never held across guest data I/O.  Guest data I/O is ordered by the
- * range lock instead: a request locks the clusters it touches, so two
- * requests on different clusters run in parallel.
+ * Locks, and what each guards:
+ *   zones->wp_write_lock  every write of write-pointer entries, from a
+ *                         flush taking the pointers to writing them and
+ *                         from a reset deciding whether its pointer is
+ *                         on disk to making it durable (zones.c), so an
+ *                         older pointer never lands after a newer one;
+ *   img->ranges           (the range lock) the guest clusters a request
+ *                         reads or writes, held across its data I/O;
+ *   img->flush_lock       one flush at a time (flush.c);
+ *   img->meta_lock        every piece of metadata below: L1 and refcount
+ *                         tables, both caches, pending frees, the sync
+ *                         epochs and unsynced mark; never held across
+ *                         guest data I/O;
+ *   zones->lock           zone states, write pointers and the requests
+ *                         queued and in flight per zone; never held
+ *                         across I/O;
+ *   refusal_lock          (refusal-log.c) every image's count of logged
+ *                         refusals.
  *
- * img->flush_lock serializes flushes (flush.c).  It is taken before
- * meta_lock, never while holding it; a flush drops meta_lock around its
- * fdatasyncs.
+ * Order: wp_write_lock -> flush_lock -> meta_lock, and range lock ->
+ * meta_lock; wp_write_lock -> zones->lock.  wp_write_lock and flush_lock
+ * are never taken under a range lock, nor the range lock under either
+ * (a reset persists its pointer, then trims); only refusal_lock is
+ * taken under zones->lock, nothing under meta_lock or refusal_lock (a
+ * backing file's own locks are taken under this image's range lock
+ * only).
+ *
+ * Syncs: flushes and write-pointer writes fdatasync without meta_lock
+ * (sync_file_unlocked, sync_file_nolock), so L2 lookups go on meanwhile.
+ * A dirty L2 table evicted from the cache, a grown refcount table and
+ * open/close still sync with meta_lock held.
  */
 #ifndef ZQ_INTERNAL_H
 #define ZQ_INTERNAL_H
@@ -40,6 +62,14 @@ enum cluster_type {
 struct pending_free {
   uint64_t first_cluster;
   uint64_t nr_clusters;
+};
+
+/* refusal-log.c: how many refused requests were logged, and when. */
+struct refusal_rate {
+  uint64_t second;              /* the monotonic second of `logged` */
+  uint32_t logged;              /* logged as errors in that second */
+  uint64_t suppressed;          /* logged at debug level since the last
+                                   refusal logged as an error */
 };
 
 struct zq_image {
@@ -140,6 +170,8 @@ struct zq_image {
    * read as zeroes.
    */
   struct zq_backing *backing;
+
+  struct refusal_rate refusals;
 };
 
 /* Whether a cluster of this type reads as zeroes without looking at any
@@ -232,6 +264,10 @@ void zq_log (enum zq_log_level level, const char *fs, ...)
 /* An error about a file: "FILE: message". */
 void zq_file_error (const char *filename, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
+/* refusal-log.c: logs the count of refusals zq_log_refusal sent to the
+ * debug level and not yet reported (at close).
+ */
+void refusal_log_flush (struct zq_image *img);
 /* The same, then fails with err: "return zq_refuse (...);". */
 int zq_refuse (const char *filename, int err, const char *fs, ...)
   __attribute__ ((format (printf, 3, 4)));
@@ -345,6 +381,12 @@ int flush_image (struct zq_image *img);
 int flush_range (struct zq_image *img, uint64_t count, uint64_t offset);
 /* fdatasync of the data file and the image, meta_lock held. */
 int sync_file (struct zq_image *img);
+/* The same for a caller that holds no meta_lock and has written to the
+ * image without it (the write-pointer table): meta_lock is taken only
+ * to account for the sync, never across it.  What the caller wrote is
+ * durable once it returns 0.
+ */
+int sync_file_nolock (struct zq_image *img);
 
 /* Whether written metadata or data may not be durable yet. */
 static inline bool

@@ -12,8 +12,8 @@ int
 check_writable (struct zq_image *img, const char *what)
 {
   if (img->readonly) {
-    zq_error ("%s: %s refused: the image is open read-only",
-              img->filename, what);
+    zq_log_refusal (img, "%s: %s refused: the image is open read-only",
+                    img->filename, what);
     errno = EPERM;
     return -1;
   }

@@ -1,7 +1,8 @@
 /* Requests on a zoned image: the write-pointer rules of
  * zoned-qcow2-format.md and the NBD mapping of nbd-zones.md.  Every
  * refused request changes nothing and is logged once, naming the zone,
- * its condition and write pointer, and the request.
+ * its condition and write pointer, and the request (at a bounded rate:
+ * refusal-log.c).
  *
  * Writes into one sequential zone are pipelined.  A write is accepted
  * once it starts where the writes accepted before it end (wp_admitted),
@@ -36,10 +37,11 @@ static int refuse (struct zq_image *img, const struct zone *z, uint32_t zi,
                    const char *op, uint64_t offset, uint64_t count, int err,
                    const char *reason)
 {
-  zq_error ("%s: zone %" PRIu32 " (%s, write pointer 0x%" PRIx64 "): %s at "
-            "0x%" PRIx64 " length %" PRIu64 " refused: %s", img->filename,
-            zi, zq_zone_cond_name (zone_reported_cond (z)), z->wp, op, offset,
-            count, reason);
+  zq_log_refusal (img, "%s: zone %" PRIu32 " (%s, write pointer 0x%" PRIx64
+                  "): %s at 0x%" PRIx64 " length %" PRIu64 " refused: %s",
+                  img->filename, zi,
+                  zq_zone_cond_name (zone_reported_cond (z)), z->wp, op,
+                  offset, count, reason);
   errno = err;
   return -1;
 }
@@ -480,8 +482,7 @@ zone_reset (struct zq_image *img, uint32_t zi)
   struct zone_set *zs = img->zones;
   struct zone *z = &zs->zones[zi];
   struct zone_waiter waiter = { .offset = z->start, .reset = true };
-  bool persist;
-  int r = 0;
+  int r;
 
   if (z->offline)
     return refuse (img, z, zi, "reset", z->start, z->length, EIO,
@@ -499,11 +500,12 @@ zone_reset (struct zq_image *img, uint32_t zi)
   z->resetting = true;
   z->wp = z->wp_admitted = z->start;
   zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
-  persist = z->wp_on_disk != z->start;
   pthread_mutex_unlock (&zs->lock);
 
-  if (persist)
-    r = zone_persist_wp (img, zi, z->start);
+  /* Whether the pointer on disk is already the start is decided there,
+   * after any flush that took the old pointer has written it.
+   */
+  r = zone_persist_wp (img, zi, z->start);
   if (r == 0)
     r = qcow2_trim (img, z->length, z->start);
 
@@ -611,14 +613,14 @@ managed_zone (struct zq_image *img, uint32_t zi, const char *op)
   struct zone *z;
 
   if (zs == NULL || zi >= zs->nr_zones) {
-    zq_error ("%s: zone %s: zone %" PRIu32 " does not exist", img->filename,
-              op, zi);
+    zq_log_refusal (img, "%s: zone %s: zone %" PRIu32 " does not exist",
+                    img->filename, op, zi);
     errno = EINVAL;
     return NULL;
   }
   if (img->readonly) {
-    zq_error ("%s: zone %s refused: the image is open read-only",
-              img->filename, op);
+    zq_log_refusal (img, "%s: zone %s refused: the image is open read-only",
+                    img->filename, op);
     errno = EPERM;
     return NULL;
   }

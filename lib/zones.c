@@ -378,10 +378,8 @@ write_wp_entries (struct zq_image *img, uint32_t first, uint32_t end)
     errno = EIO;
     return -1;
   }
-  pthread_mutex_lock (&img->meta_lock);
-  img->unsynced_writes = true;
-  r = sync_file (img);
-  pthread_mutex_unlock (&img->meta_lock);
+  /* Not under meta_lock: L2 lookups go on while the disk syncs. */
+  r = sync_file_nolock (img);
   if (r == 0)
     zs->little_endian = false;
   return r;
@@ -403,9 +401,12 @@ zones_flush (struct zq_image *img)
   pthread_mutex_lock (&zs->lock);
   for (i = 0; i < zs->nr_zones; i++) {
     struct zone *z = &zs->zones[i];
-    if (z->conventional || z->wp == z->wp_on_disk)
+    if (z->conventional)
       continue;
+    /* Unchanged ones too: wp_on_disk is set from it over [first, end). */
     z->wp_flushing = z->wp;
+    if (z->wp == z->wp_on_disk)
+      continue;
     store_be64 (zs->wp_table + (size_t) i * 8,
                 wp_entry_encode (&zs->geometry, i, z->wp));
     if (first == UINT32_MAX)
@@ -434,9 +435,22 @@ int
 zone_persist_wp (struct zq_image *img, uint32_t i, uint64_t wp)
 {
   struct zone_set *zs = img->zones;
+  bool on_disk;
   int r;
 
+  /* Decided under wp_write_lock: a flush holds it from taking the
+   * pointers to writing them, so wp_on_disk is what the table says (a
+   * flush that took an older pointer has written it by now) and no
+   * older pointer can be written after this one.
+   */
   pthread_mutex_lock (&zs->wp_write_lock);
+  pthread_mutex_lock (&zs->lock);
+  on_disk = zs->zones[i].wp_on_disk == wp;
+  pthread_mutex_unlock (&zs->lock);
+  if (on_disk) {
+    pthread_mutex_unlock (&zs->wp_write_lock);
+    return 0;
+  }
   store_be64 (zs->wp_table + (size_t) i * 8,
               wp_entry_encode (&zs->geometry, i, wp));
   r = write_wp_entries (img, i, i + 1);

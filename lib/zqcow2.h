@@ -33,6 +33,14 @@ enum zq_log_level {
 typedef void (*zq_log_fn) (enum zq_log_level level, const char *message);
 void zq_set_log_fn (zq_log_fn fn);
 
+/* Logs why a request was refused, as the engine logs its own refusals:
+ * as an error, or at ZQ_LOG_DEBUG beyond a few a second per image, with
+ * the number of those logged as an error later.  A front end that sends
+ * the reason to the client takes the last message of either level.
+ */
+void zq_log_refusal (struct zq_image *img, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
 struct zq_open_options {
   const char *filename;         /* the qcow2 image */
   /* The external data file, overriding the name in the image; NULL: the

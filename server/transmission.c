@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "connection.h"
 #include "nbd-protocol.h"
@@ -32,12 +33,21 @@ command_name (uint16_t type)
   }
 }
 
+/* A client's request refused: logged at the engine's bounded rate
+ * (zq_log_refusal), unless the server itself is short of memory.
+ */
 static void
 refuse (struct request *req, int error, const char *why)
 {
-  server_error ("%s: %s at offset %" PRIu64 " length %" PRIu32
-                " refused: %s", zq_filename (export.img),
-                command_name (req->type), req->offset, req->count, why);
+  char message[512];
+
+  snprintf (message, sizeof message, "%s: %s at offset %" PRIu64 " length %"
+            PRIu32 " refused: %s", zq_filename (export.img),
+            command_name (req->type), req->offset, req->count, why);
+  if (error == ENOMEM)
+    server_error ("%s", message);
+  else
+    zq_log_refusal (export.img, "%s", message);
   req->error = error;
   req->why = why;
 }
