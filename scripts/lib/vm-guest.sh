@@ -117,6 +117,23 @@ vmt_nbdkit_stop ()
   vmt_fail "nbdkit-$1-stop" "nbdkit did not exit"
 }
 
+# vmt_zqnbd_start NAME IMAGE [OPTIONS...]: serve IMAGE inside the guest
+# with zqcow2-nbd on /tmp/NAME.sock (stopped by vmt_nbdkit_stop NAME too).
+vmt_zqnbd_start ()
+{
+  local name="$1" image="$2" i
+  shift 2
+  rm -f "/tmp/$name.sock" "/tmp/$name.pid"
+  /zq/zqcow2-nbd -U "/tmp/$name.sock" "$@" "$image" > "/tmp/$name.log" 2>&1 &
+  echo $! > "/tmp/$name.pid"
+  for (( i = 0; i < 100; i++ )); do
+    [[ -S "/tmp/$name.sock" ]] && return 0
+    sleep 0.1
+  done
+  vmt_fail "zqcow2-nbd-$name" "its socket never appeared: $(_vmt_tail "/tmp/$name.log")"
+  return 1
+}
+
 # vmt_nbd_connect DEV NAME [CONNECTIONS]: the kernel's NBD client on DEV
 # (/dev/nbdN) to /tmp/NAME.sock, 4 KiB blocks.
 vmt_nbd_connect ()

@@ -3,19 +3,27 @@
 # small initramfs and a guest script, and collects one line per check.
 # Sourced by scripts/vm-test and by each case in scripts/vm-cases/.
 #
-# A case is a bash script that sources this file, calls vm_case_init, makes
-# its images, boots the guest with vm_boot (or through vm_boot_nbd, which
-# serves a disk from the host first), and checks the image afterwards:
+# A case is a bash script in scripts/vm-cases/ that sources this file,
+# calls vm_case_init, makes its images, writes the guest's script, serves
+# and boots, and checks the images afterwards:
 #
 #   . "$(dirname "$0")/../lib/vm.sh"
-#   vm_case_init plain-ext4 || exit $?
-#   zq_img create "$VM_CASE_DIR/a.qcow2" 64M
-#   vm_guest_script <<'EOF'
-#   mke2fs -q -t ext4 /dev/vda && vmt_pass mkfs || vmt_fail mkfs "mke2fs failed"
-#   EOF
-#   vm_boot_nbd "$VM_CASE_DIR/a.qcow2" --
-#   vm_host_check qemu-img-check qemu_img_clean "$VM_CASE_DIR/a.qcow2"
+#   vm_case_init plain-ext4
+#   zq_img create -q "$VM_CASE_DIR/a.qcow2" 64M
+#   vm_pattern                      # /zq/pattern and /zq/checks.sh
+#   vm_guest_script <<'GUEST'
+#   . /zq/checks.sh
+#   vmt_plain_ext4 "$(vmt_disk a)"
+#   GUEST
+#   vm_nbdkit_start a "$VM_CASE_DIR/a.qcow2" &&
+#     mapfile -t disks < <(vm_disk_args a "$VM_SOCKET") &&
+#     vm_boot "${disks[@]}"
+#   vm_nbdkit_stop a
+#   vm_host_check host-qemu-img-check qemu_img_clean "$VM_CASE_DIR/a.qcow2"
 #   vm_case_end
+#
+# A kernel other than the host's may need more modules: set
+# VM_EXTRA_MODULES=(ublk_drv) before vm_boot.
 #
 # The guest runs the script under a real bash (busybox sh would prefer its
 # own applets over PATH) with vm-guest.sh's helpers: vmt_pass NAME,
@@ -227,7 +235,7 @@ _vm_base_key ()
     echo "${VM_BASE_MODULES[*]} ${VM_EXTRA_MODULES[*]}"
     echo "${VM_GUEST_PROGRAMS[*]}"
     cat "${BASH_SOURCE[0]}" "$ZQ_TOP/scripts/lib/vm-guest.sh" "$ZQ_TOP/scripts/lib/vm-init"
-    ldd "$PLUGIN" "$ZQCOW2_IMG" 2>/dev/null | awk '{ print $1 }'
+    ldd "$PLUGIN" "$ZQCOW2_IMG" "$ZQCOW2_NBD" 2>/dev/null | awk '{ print $1 }'
   } | sha256sum | cut -c1-16
 }
 
@@ -271,8 +279,8 @@ vm_base_initramfs ()
   ln -sf /usr/local/bin/mke2fs "$root/usr/local/bin/mkfs.ext4"
   ln -sf /usr/local/bin/e2fsck "$root/usr/local/bin/fsck.ext4"
   # The front ends' libraries (the binaries themselves come with each boot).
-  _vm_copy_with_libs "$root" "$PLUGIN" "$ZQCOW2_IMG"
-  rm -f "$root$PLUGIN" "$root$ZQCOW2_IMG"
+  _vm_copy_with_libs "$root" "$PLUGIN" "$ZQCOW2_IMG" "$ZQCOW2_NBD"
+  rm -f "$root$PLUGIN" "$root$ZQCOW2_IMG" "$root$ZQCOW2_NBD"
 
   modlist="$(vm_module_files "${VM_BASE_MODULES[@]}" "${VM_EXTRA_MODULES[@]}")" || {
     rm -rf "$root"; exec {lockfd}>&-; return 1
@@ -359,6 +367,8 @@ _vm_case_cpio ()
   cp "$PLUGIN" "$root/zq/nbdkit-zqcow2-plugin.so"
   cp "$ZQCOW2_IMG" "$root/zq/zqcow2-img"
   [[ -x "$ZQCOW2_NBD" ]] && cp "$ZQCOW2_NBD" "$root/zq/zqcow2-nbd"
+  [[ -x "$ZQ_BUILD/tests/zq-vm-burst" ]] &&
+    cp "$ZQ_BUILD/tests/zq-vm-burst" "$root/zq/zq-vm-burst"
   for pair in "${VM_FILES[@]}"; do
     mkdir -p "$root$(dirname "${pair#*:}")"
     cp --sparse=always "${pair%%:*}" "$root${pair#*:}"
