@@ -60,6 +60,27 @@ zq_pwrite (struct zq_image *img, const void *buf, uint64_t count,
 }
 
 int
+zq_zone_append (struct zq_image *img, const void *buf, uint64_t count,
+                uint64_t zone_start, unsigned flags, uint64_t *appended_at)
+{
+  int r;
+
+  if (check_writable (img, "zone append") == -1 ||
+      check_request (img, "zone append", count, zone_start) == -1)
+    return -1;
+  if (img->zones == NULL) {
+    zq_error ("%s: zone append refused: the image is not zoned",
+              img->filename);
+    errno = EINVAL;
+    return -1;
+  }
+  r = zone_append (img, buf, count, zone_start, appended_at);
+  if (r == 0 && (flags & ZQ_FUA))
+    r = fua (img, count, *appended_at);
+  return r;
+}
+
+int
 zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
          unsigned flags)
 {

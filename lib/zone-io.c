@@ -99,7 +99,8 @@ may_proceed (const struct zone *z, const struct zone_waiter *w)
     return true;
   if (z->resetting || z->resets_waiting > 0 || z->failing)
     return false;
-  return w->offset <= z->wp_admitted;
+  /* An append takes whatever offset is next. */
+  return w->append || w->offset <= z->wp_admitted;
 }
 
 /* After any change of the zone's state: wakes the queued requests it
@@ -171,9 +172,11 @@ check_turn (const struct zone *z, uint64_t offset, char *why, size_t why_len)
   return 0;
 }
 
-/* Waits for the turn of the write at req->offset, within the deadline.
- * Returns 0, or the errno to refuse it with and the reason in why.
- * zs->lock held.
+/* Waits for the turn of the write at req->offset, within the deadline
+ * (none: NULL).  An append has no offset of its own: it is placed where
+ * the writes accepted before it end, which is always its turn unless a
+ * reset or a failed write holds writes back.  Returns 0, or the errno to
+ * refuse it with and the reason in why.  zs->lock held.
  */
 static int
 wait_turn (struct zone_set *zs, struct zone *z, struct zone_waiter *req,
@@ -182,7 +185,11 @@ wait_turn (struct zone_set *zs, struct zone *z, struct zone_waiter *req,
   bool timed_out = false;
   int r;
 
-  while ((r = check_turn (z, req->offset, why, why_len)) == EAGAIN) {
+  for (;;) {
+    if (req->append)
+      req->offset = z->wp_admitted;
+    if ((r = check_turn (z, req->offset, why, why_len)) != EAGAIN)
+      break;
     if (timed_out) {
       snprintf (why, why_len, "it is ahead of the write pointer, and the "
                 "writes before it did not arrive within %d second",
@@ -353,16 +360,21 @@ complete_write (struct zq_image *img, uint32_t zi, struct zone_waiter *req,
  * complete, and each returns only once it has.  When one fails, the
  * pointer stays at its start, the writes accepted after it fail with
  * EIO, and writing resumes at the pointer once they have all finished.
+ * An append (appended_at not NULL) is a write whose offset is chosen
+ * when it is accepted, and returned in *appended_at; it never waits for
+ * writes ahead of it, so it has no deadline.
  */
 static int
 sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
                   uint64_t count, uint64_t offset, bool zeroes,
-                  unsigned zero_flags)
+                  unsigned zero_flags, uint64_t *appended_at)
 {
   struct zone_set *zs = img->zones;
   struct zone *z = &zs->zones[zi];
-  const char *op = zeroes ? "write zeroes" : "write";
-  struct zone_waiter req = { .offset = offset };
+  const char *op = appended_at ? "zone append" : zeroes ? "write zeroes"
+                                                        : "write";
+  struct zone_waiter req = { .offset = offset,
+                             .append = appended_at != NULL };
   struct timespec deadline;
   char why[256];
   int r;
@@ -372,7 +384,9 @@ sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
   pthread_cond_init (&req.wake, &zs->waiter_attr);
 
   pthread_mutex_lock (&zs->lock);
-  r = wait_turn (zs, z, &req, &deadline, why, sizeof why);
+  r = wait_turn (zs, z, &req, req.append ? NULL : &deadline, why,
+                 sizeof why);
+  offset = req.offset;
   if (r == 0)
     r = check_room (zs, z, &req, offset + count, zeroes, why, sizeof why);
   if (r != 0) {
@@ -383,6 +397,8 @@ sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
   }
   accept_write (zs, z, &req);
   pthread_mutex_unlock (&zs->lock);
+  if (appended_at)
+    *appended_at = offset;
 
   r = write_zone_data (img, buf, count, offset, zeroes, zero_flags);
   r = complete_write (img, zi, &req, r == 0 ? 0 : errno ? errno : EIO, op,
@@ -421,8 +437,10 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
     return refuse (img, z, zi, op, offset, count, EINVAL,
                    "offset and length must be multiples of the 512-byte "
                    "logical block size");
-  return sequential_write (img, zi, buf, count, offset, zeroes, zero_flags);
+  return sequential_write (img, zi, buf, count, offset, zeroes, zero_flags,
+                           NULL);
 }
+
 
 int
 zone_read (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
@@ -677,6 +695,33 @@ zq_zone_finish (struct zq_image *img, uint32_t zi)
                   ZQ_MAY_TRIM) == -1)
     return -1;
   return zones_flush (img);
+}
+
+int
+zone_append (struct zq_image *img, const void *buf, uint64_t count,
+             uint64_t zone_start, uint64_t *appended_at)
+{
+  uint32_t zi = zone_index (img, zone_start);
+  struct zone *z = managed_zone (img, zi, "append");
+  char why[128];
+
+  if (z == NULL)
+    return -1;
+  if (zone_start != z->start)
+    return refuse (img, z, zi, "zone append", zone_start, count, EINVAL,
+                   "an append names the start of its zone");
+  if (count == 0 || count % 512 != 0)
+    return refuse (img, z, zi, "zone append", zone_start, count, EINVAL,
+                   "the length must be a non-zero multiple of the 512-byte "
+                   "logical block size");
+  if (count > img->zones->geometry.max_append_bytes) {
+    snprintf (why, sizeof why, "it is longer than max_append_bytes (%"
+              PRIu32 ")", img->zones->geometry.max_append_bytes);
+    return refuse (img, z, zi, "zone append", zone_start, count, EINVAL,
+                   why);
+  }
+  return sequential_write (img, zi, buf, count, zone_start, false, 0,
+                           appended_at);
 }
 
 int

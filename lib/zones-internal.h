@@ -26,6 +26,7 @@ struct zone_waiter {
   uint64_t offset;
   uint64_t wp_after;            /* the write pointer once it is retired */
   bool reset;                   /* a reset, waiting for writes to drain */
+  bool append;                  /* a zone append: offset chosen at its turn */
   enum zone_req_state state;
   int error;
   /* Retired: the pointer has passed it, or it failed, or (doomed) a

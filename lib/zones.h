@@ -95,6 +95,11 @@ int zone_read (struct zq_image *img, void *buf, uint64_t count,
 int zone_write (struct zq_image *img, const void *buf, uint64_t count,
                 uint64_t offset, bool zeroes, unsigned zero_flags);
 int zone_trim (struct zq_image *img, uint64_t count, uint64_t offset);
+/* A write at the zone's write pointer, the offset chosen under the zone
+ * lock and returned in *appended_at.
+ */
+int zone_append (struct zq_image *img, const void *buf, uint64_t count,
+                 uint64_t zone_start, uint64_t *appended_at);
 int zone_block_status (struct zq_image *img, uint64_t count,
                        uint64_t offset, unsigned split,
                        zq_extent_depth_fn fn, void *opaque);

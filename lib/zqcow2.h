@@ -232,6 +232,19 @@ int zq_zone_close (struct zq_image *img, uint32_t zone);
 int zq_zone_finish (struct zq_image *img, uint32_t zone);
 int zq_zone_reset (struct zq_image *img, uint32_t zone);
 
+/* Zone append: writes count bytes (a multiple of 512, at most
+ * max_append_bytes) at the write pointer of the sequential zone that
+ * starts at zone_start, the offset chosen by the engine among the writes
+ * to that zone, and returns it in *appended_at.  Concurrent appends to one
+ * zone each get their own range.  Flags: ZQ_FUA.  Errors as zq_pwrite's:
+ * EIO when the zone is full or the data does not fit its capacity,
+ * ENOSPC at the open or active zone limit, EINVAL when zone_start is not
+ * the start of a sequential zone or the length is wrong.
+ */
+int zq_zone_append (struct zq_image *img, const void *buf, uint64_t count,
+                    uint64_t zone_start, unsigned flags,
+                    uint64_t *appended_at);
+
 /* Creating images (zqcow2-img create). */
 struct zq_create_options {
   const char *filename;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "front-log.h"
 #include "server.h"
 
 bool verbose;
@@ -20,23 +21,13 @@ bool verbose;
  */
 static __thread char last_engine_error[512];
 
-static void
-vlog (const char *prefix, const char *fs, va_list args)
-{
-  char message[1024];
-
-  vsnprintf (message, sizeof message, fs, args);
-  /* One call, so that lines from different threads never interleave. */
-  fprintf (stderr, "%s: %s%s\n", PROGRAM_NAME, prefix, message);
-}
-
 void
 server_error (const char *fs, ...)
 {
   va_list args;
 
   va_start (args, fs);
-  vlog ("", fs, args);
+  front_vlog (PROGRAM_NAME, "", fs, args);
   va_end (args);
 }
 
@@ -48,7 +39,7 @@ server_debug (const char *fs, ...)
   if (!verbose)
     return;
   va_start (args, fs);
-  vlog ("debug: ", fs, args);
+  front_vlog (PROGRAM_NAME, "debug: ", fs, args);
   va_end (args);
 }
 

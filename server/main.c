@@ -37,17 +37,8 @@ static volatile sig_atomic_t child_exited;
 static int
 open_export (const struct options *o)
 {
-  const struct zq_open_options open_options = {
-    .filename = o->image,
-    .data_file = o->data_file,
-    .readonly = o->readonly,
-    .l2_cache_bytes = o->l2_cache_bytes,
-    .offline_zones = o->offline_zones,
-    .readonly_zones = o->readonly_zones,
-    .backing_file = o->backing && strcmp (o->backing, "none") != 0
-                    ? o->backing : NULL,
-    .no_backing = o->backing && strcmp (o->backing, "none") == 0,
-  };
+  const struct zq_open_options open_options =
+    engine_open_options (&o->engine, o->image, o->readonly);
   struct zq_zone_geometry geometry;
   struct zq_block_limits limits;
 
@@ -65,7 +56,7 @@ open_export (const struct options *o)
       return -1;
     export.zone_shift = geometry.zone_shift;
   }
-  else if (o->offline_zones || o->readonly_zones)
+  else if (o->engine.offline_zones || o->engine.readonly_zones)
     server_error ("warning: %s is not zoned; --offline-zones and "
                   "--readonly-zones do nothing", o->image);
 

@@ -11,12 +11,7 @@
 #include "server.h"
 
 enum {
-  OPT_L2_CACHE_SIZE = 256,
-  OPT_OFFLINE_ZONES,
-  OPT_READONLY_ZONES,
-  OPT_BACKING,
-  OPT_DATA_FILE,
-  OPT_RUN,
+  OPT_RUN = 256,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -28,11 +23,7 @@ static const struct option long_options[] = {
   { "port", required_argument, NULL, 'p' },
   { "bind", required_argument, NULL, 'b' },
   { "export-name", required_argument, NULL, 'e' },
-  { "l2-cache-size", required_argument, NULL, OPT_L2_CACHE_SIZE },
-  { "offline-zones", required_argument, NULL, OPT_OFFLINE_ZONES },
-  { "readonly-zones", required_argument, NULL, OPT_READONLY_ZONES },
-  { "backing", required_argument, NULL, OPT_BACKING },
-  { "data-file", required_argument, NULL, OPT_DATA_FILE },
+  ENGINE_LONG_OPTIONS,
   { "run", required_argument, NULL, OPT_RUN },
   { "allocation-depth", no_argument, NULL, 'A' },
   { "verbose", no_argument, NULL, 'v' },
@@ -56,11 +47,7 @@ usage (FILE *out)
 "  -p, --port PORT        listen on this TCP port (default %s)\n"
 "  -b, --bind ADDR        listen on this address (default %s)\n"
 "  -e, --export-name NAME the export's name (default \"\")\n"
-"      --backing FILE|none   this backing file instead of the image's, or none\n"
-"      --data-file FILE      this external data file instead of the image's\n"
-"      --l2-cache-size SIZE  memory for cached L2 tables (e.g. 4M)\n"
-"      --offline-zones LIST  zones to report offline (e.g. 3,7-9)\n"
-"      --readonly-zones LIST zones to report read-only\n"
+ENGINE_OPTIONS_HELP
 "      --run CMD          run CMD with $uri set, serve until it exits,\n"
 "                         and exit with its status\n"
 "  -A, --allocation-depth accepted as qemu-nbd takes it; qemu:allocation-depth\n"
@@ -72,32 +59,6 @@ usage (FILE *out)
 "if there is one, else TCP %s:%s.  See zqcow2-nbd(1).\n",
            PROGRAM_NAME, DEFAULT_PORT, DEFAULT_ADDR, DEFAULT_ADDR,
            DEFAULT_PORT);
-}
-
-/* SIZE with an optional binary suffix: 512, 64K, 4M, 1G. */
-static int
-parse_size (const char *arg, uint64_t *size)
-{
-  char *end;
-  unsigned long long n;
-  unsigned shift = 0;
-
-  errno = 0;
-  n = strtoull (arg, &end, 10);
-  if (errno != 0 || end == arg || arg[0] == '-')
-    return -1;
-  switch (*end) {
-  case '\0': break;
-  case 'k': case 'K': shift = 10; end++; break;
-  case 'm': case 'M': shift = 20; end++; break;
-  case 'g': case 'G': shift = 30; end++; break;
-  case 't': case 'T': shift = 40; end++; break;
-  default: return -1;
-  }
-  if (*end != '\0' || n > (UINT64_MAX >> shift))
-    return -1;
-  *size = (uint64_t) n << shift;
-  return 0;
 }
 
 void
@@ -123,23 +84,17 @@ parse_options (int argc, char *argv[], struct options *o)
       break;
     case 'v': verbose = true; break;
     case 'A': break;            /* the contexts are always published */
-    case OPT_L2_CACHE_SIZE:
-      if (parse_size (optarg, &o->l2_cache_bytes) == -1) {
-        server_error ("--l2-cache-size %s: not a size (e.g. 512K, 4M)",
-                      optarg);
-        exit (EXIT_FAILURE);
-      }
-      break;
-    case OPT_OFFLINE_ZONES: o->offline_zones = optarg; break;
-    case OPT_READONLY_ZONES: o->readonly_zones = optarg; break;
-    case OPT_BACKING: o->backing = optarg; break;
-    case OPT_DATA_FILE: o->data_file = optarg; break;
     case OPT_RUN: o->run = optarg; break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION:
       printf ("%s %s\n", PROGRAM_NAME, PACKAGE_VERSION);
       exit (EXIT_SUCCESS);
-    default: usage (stderr); exit (EXIT_FAILURE);
+    default:
+      if (!engine_option (PROGRAM_NAME, c, optarg, &o->engine)) {
+        usage (stderr);
+        exit (EXIT_FAILURE);
+      }
+      break;
     }
   }
   if (optind != argc - 1) {

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine-options.h"
+
 #define DEFAULT_ADDR "127.0.0.1"
 #define DEFAULT_PORT "10809"
 
@@ -14,11 +16,7 @@ struct options {
   const char *unix_socket;      /* -U; "-" for a private one */
   const char *port;             /* -p */
   const char *bind_addr;        /* -b */
-  uint64_t l2_cache_bytes;
-  const char *offline_zones;
-  const char *readonly_zones;
-  const char *backing;          /* --backing FILE, or "none" */
-  const char *data_file;        /* --data-file FILE; NULL: the image's */
+  struct engine_options engine; /* --backing, --data-file, ... */
   const char *run;
 };
 

@@ -9,15 +9,17 @@
 # linux-image-amd64 under qemu-system-x86 with an initramfs of
 # busybox-static, nbd-client, e2fsprogs, util-linux (blkdiscard, blkzone),
 # dmsetup and fio, packed by cpio; kmod resolves module dependencies and
-# xz-utils unpacks compressed modules.
+# xz-utils unpacks compressed modules.  liburing-dev builds zqcow2-ublk,
+# whose VM cases also put f2fs-tools and btrfs-progs into the guest.
 ZQ_DEB_PACKAGES=(
   nbdkit nbdkit-plugin-dev
   libnbd-dev libnbd-bin python3-libnbd
-  zlib1g-dev libzstd-dev
+  zlib1g-dev libzstd-dev liburing-dev
   autoconf automake libtool pkg-config make gcc
   qemu-utils fio perl jq
   qemu-system-x86 linux-image-amd64 busybox-static nbd-client cpio
   e2fsprogs util-linux dmsetup kmod xz-utils
+  f2fs-tools btrfs-progs
 )
 
 # Prints the packages of ZQ_DEB_PACKAGES that are not installed.
