@@ -460,10 +460,20 @@ overlap_build (struct zq_image *img, uint64_t file_size)
       overlap_add (img, META_BITMAP_DIRECTORY, h->bitmap_directory_offset,
                    h->bitmap_directory_size) == -1)
     return -1;
-  if (img->zones &&
-      overlap_add (img, META_WP_TABLE, img->zones->geometry.zonedmeta_offset,
-                   img->zones->geometry.zonedmeta_size) == -1)
-    return -1;
+  /* The format takes any zonedmeta_size of at least 8 x nr_zones: only
+   * the part inside the file can be overwritten, and a huge claim must
+   * not cost a chunk per 4 GiB of it.
+   */
+  if (img->zones) {
+    uint64_t wp_offset = img->zones->geometry.zonedmeta_offset;
+    uint64_t wp_bytes = img->zones->geometry.zonedmeta_size;
+
+    if (wp_offset < file_size && wp_bytes > file_size - wp_offset)
+      wp_bytes = file_size - wp_offset;
+    if (wp_offset < file_size &&
+        overlap_add (img, META_WP_TABLE, wp_offset, wp_bytes) == -1)
+      return -1;
+  }
 
   for (i = 0; i < img->refcount_table_entries; i++) {
     uint64_t block = img->refcount_table[i] & QCOW2_REFT_OFFSET_MASK;
