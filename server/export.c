@@ -1,0 +1,62 @@
+/* The one export every connection serves: opening the engine and filling
+ * in struct export.  Apart from main.c so that a harness (tests/fuzz) can
+ * serve connections without a listener or a command line.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "options.h"
+#include "server.h"
+
+struct export export;
+atomic_bool shutting_down;
+
+/* Opens the engine and fills in the export. */
+int
+export_open (const struct options *o)
+{
+  const struct zq_open_options open_options = {
+    .filename = o->image,
+    .data_file = o->data_file,
+    .readonly = o->readonly,
+    .l2_cache_bytes = o->l2_cache_bytes,
+    .offline_zones = o->offline_zones,
+    .readonly_zones = o->readonly_zones,
+    .backing_file = o->backing && strcmp (o->backing, "none") != 0
+                    ? o->backing : NULL,
+    .no_backing = o->backing && strcmp (o->backing, "none") == 0,
+  };
+  struct zq_zone_geometry geometry;
+  uint32_t preferred;
+
+  export.img = zq_open (&open_options);
+  if (export.img == NULL)
+    return -1;                  /* the engine said why */
+  export.size = zq_virtual_size (export.img);
+  export.description = zq_description (export.img);
+  if (export.description == NULL)
+    export.description = "";
+  export.readonly = o->readonly || zq_is_readonly (export.img);
+  export.zoned = zq_is_zoned (export.img);
+  if (export.zoned) {
+    if (zq_zone_geometry (export.img, &geometry) == -1)
+      return -1;
+    /* A power of two, the format says. */
+    export.zone_shift = __builtin_ctzll (geometry.zone_size);
+  }
+  else if (o->offline_zones || o->readonly_zones)
+    server_error ("warning: %s is not zoned; --offline-zones and "
+                  "--readonly-zones do nothing", o->image);
+
+  preferred = zq_cluster_size (export.img);
+  if (preferred < MIN_PREFERRED_BLOCK)
+    preferred = MIN_PREFERRED_BLOCK;
+  if (preferred > MAX_REQUEST_BYTES)
+    preferred = MAX_REQUEST_BYTES;
+  export.min_block = export.zoned ? ZONED_MIN_BLOCK : 1;
+  export.preferred_block = preferred;
+  export.max_block = MAX_REQUEST_BYTES;
+  return 0;
+}
+
