@@ -5,13 +5,15 @@
 # Build: compiler, autotools, the libraries' development files.
 # Run and test: nbdkit, libnbd tools (nbdinfo, nbdcopy, nbdsh), qemu-utils
 # (qemu-img, qemu-io, qemu-nbd), fio; jq reads JSON output in tests.  perl
-# provides pod2man and podchecker.
+# provides pod2man and podchecker.  clang with libclang-rt-dev builds the
+# libFuzzer harnesses (tests/fuzz, scripts/fuzz).
 ZQ_DEB_PACKAGES=(
   nbdkit nbdkit-plugin-dev
   libnbd-dev libnbd-bin python3-libnbd
   zlib1g-dev libzstd-dev
   autoconf automake libtool pkg-config make gcc
   qemu-utils fio perl jq
+  clang libclang-rt-dev
 )
 
 # Prints the packages of ZQ_DEB_PACKAGES that are not installed.
