@@ -4,6 +4,7 @@
 # Source it; it expects nothing but bash.
 
 FUZZERS=(fuzz-image-ro fuzz-image-rw fuzz-nbd)
+_fuzz_lib_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # fuzz_available: true if clang can link a libFuzzer target with ASan and
 # UBSan (clang and libclang-rt-dev installed).
@@ -43,6 +44,11 @@ fuzz_run ()
   # The server logs each refused request; libFuzzer keeps its own output
   # and the sanitizers' reports when the harness's stderr is closed.
   [[ "$name" == fuzz-nbd ]] && extra+=(-close_fd_mask=2)
+  # Magic numbers and codes the mutations would seldom hit by chance.
+  case "$name" in
+    fuzz-nbd) extra+=(-dict="$_fuzz_lib_dir/nbd.dict") ;;
+    *)        extra+=(-dict="$_fuzz_lib_dir/image.dict") ;;
+  esac
   mkdir -p "$corpus" "$out/artifacts"
   nice -n 10 "$out/$name" -max_total_time="$seconds" -timeout=30 \
     -rss_limit_mb=2048 -print_final_stats=1 \
