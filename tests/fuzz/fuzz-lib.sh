@@ -42,7 +42,9 @@ fuzz_run ()
   shift 4
   local -a extra=()
   # The server logs each refused request; libFuzzer keeps its own output
-  # and the sanitizers' reports when the harness's stderr is closed.
+  # and the sanitizers' reports when the harness's stderr is closed (the
+  # harness's own "fuzz: ..." line shows when the artifact is replayed:
+  # OUT/fuzz-nbd ARTIFACT).
   [[ "$name" == fuzz-nbd ]] && extra+=(-close_fd_mask=2)
   # Magic numbers and codes the mutations would seldom hit by chance.
   case "$name" in

@@ -7,10 +7,14 @@
  * end, closes it for writing, and drains the replies.  The export is a
  * fresh zoned image, made anew for each input so that a finding
  * reproduces from its input alone; FUZZ_NBD_PLAIN=1 serves a plain one.
+ * Whatever the client sent, the server must not crash, and the image it
+ * leaves must pass zq_check: no corruption, no write-pointer error, no
+ * leaked cluster.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -103,6 +107,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   static char image[4096];
   struct options options = { .backing = "none" };
   struct pump pump = { .data = data, .size = size };
+  struct zq_check_result check = { 0 };
   pthread_t thread;
   int fds[2];
 
@@ -131,5 +136,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (zq_close (export.img) == -1)
     abort ();
   export.img = NULL;
+  if (zq_check (image, &check) == -1 || check.corruptions != 0 ||
+      check.wp_errors != 0 || check.check_errors != 0 || check.leaks != 0) {
+    fprintf (stderr, "fuzz: the session left the image with %" PRIu64
+             " corruptions, %" PRIu64 " write-pointer errors, %" PRIu64
+             " leaks\n", check.corruptions, check.wp_errors, check.leaks);
+    abort ();
+  }
   return 0;
 }
