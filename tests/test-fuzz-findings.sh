@@ -30,7 +30,7 @@ for compat in 0.10 1.1; do
   qemu-img snapshot -c first "$img"
   table="$(peek_be "$img" 64 8)"
   [ "$(peek_be "$img" $((table + 36)) 4)" -ge 16 ] ||
-    fail "qemu-img wrote a snapshot entry with less than 16 bytes of extra data"
+    fail "qemu-img wrote a snapshot entry with under 16 bytes of extra data"
   poke_be "$img" $((table + 36)) 4 8
   qemu-img check "$img" > qemu.out 2>&1 || true
   "$ZQCOW2_IMG" check "$img" > zq.out 2>&1 || true
@@ -38,11 +38,13 @@ for compat in 0.10 1.1; do
   got="$(errors_of zq.out)"
   case "$compat" in
     0.10) [ "$want" -eq 0 ] || fail "qemu-img check: $(cat qemu.out)" ;;
-    1.1)  [ "$want" -eq 1 ] && grep -q 'snapshot table entry 0 is incomplete' qemu.out ||
+    1.1)  [ "$want" -eq 1 ] &&
+            grep -q 'snapshot table entry 0 is incomplete' qemu.out ||
             fail "qemu-img check: $(cat qemu.out)" ;;
   esac
   [ "$got" -eq "$want" ] ||
-    fail "compat=$compat, 8 bytes of snapshot extra data: zqcow2-img check found $got errors, qemu-img check $want: $(cat zq.out)"
+    fail "compat=$compat, 8 bytes of snapshot extra data: zqcow2-img" \
+         "check found $got errors, qemu-img check $want: $(cat zq.out)"
   if [ "$want" -eq 1 ]; then
     grep -q "$img: ERROR snapshot table entry 0 is incomplete" zq.out ||
       fail "zqcow2-img check does not name the incomplete entry: $(cat zq.out)"

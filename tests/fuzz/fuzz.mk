@@ -11,8 +11,8 @@ CC = clang
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -pthread $(SANITIZE)
 # A write ahead of a write pointer is refused at once, not after a second.
-FUZZ_CPPFLAGS = -DAHEAD_WAIT_SECONDS=0 -I$(top_builddir) -I$(top_srcdir)/lib -I$(top_srcdir)/server \
-	-I$(top_srcdir)/tests/fuzz
+FUZZ_CPPFLAGS = -DAHEAD_WAIT_SECONDS=0 -I$(top_builddir) -I$(top_srcdir)/lib \
+	-I$(top_srcdir)/server -I$(top_srcdir)/tests/fuzz
 FUZZ_LIBS = -lz -lzstd -pthread
 
 # New sources join by themselves; main.c is the server's command line and

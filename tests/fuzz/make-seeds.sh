@@ -77,15 +77,17 @@ cp ./*.qcow2 "$out/image/"
 
 # Zoned images: 512-byte and 4 KiB clusters, conventional zones, limits.
 if command -v "$img_tool" >/dev/null 2>&1; then
-  zoned=(
-    "zoned-512.qcow2 cluster_size=512,zone.size=64k,zone.conventional_zones=1 512k"
-    "zoned-4k.qcow2 cluster_size=4k,zone.size=256k,zone.capacity=192k,zone.max_open_zones=2,zone.max_active_zones=3 1M"
-    "zoned-short-4k.qcow2 cluster_size=4k,zone.size=256k,zone.allow_short_last_zone=on 600k"
-  )
-  for z in "${zoned[@]}"; do
-    read -r name opts size <<< "$z"
-    "$img_tool" create -q -o "zone.mode=host-managed,$opts" "$name" "$size"
-  done
+  zcreate ()
+  {
+    "$img_tool" create -q -o "zone.mode=host-managed,$2" "$1" "$3"
+  }
+  zcreate zoned-512.qcow2 \
+    cluster_size=512,zone.size=64k,zone.conventional_zones=1 512k
+  limits=zone.max_open_zones=2,zone.max_active_zones=3
+  zcreate zoned-4k.qcow2 \
+    "cluster_size=4k,zone.size=256k,zone.capacity=192k,$limits" 1M
+  zcreate zoned-short-4k.qcow2 \
+    cluster_size=4k,zone.size=256k,zone.allow_short_last_zone=on 600k
   # Write pointers that are not at the start, and a full zone.
   if command -v "$nbd_server" >/dev/null 2>&1 &&
      /usr/bin/python3 -c 'import nbd' 2>/dev/null; then
