@@ -87,11 +87,47 @@ exercise_zones (struct zq_image *img)
   }
 }
 
+/* More requests, chosen by the input's last bytes: in most images those
+ * are guest data, so that mutating them changes the requests and leaves
+ * the image valid.  Byte i picks the kind and the length of request i,
+ * byte TAIL_REQUESTS + i where in [0, disk) it goes.
+ */
+#define TAIL_REQUESTS 8
+
+static void
+exercise_from_tail (struct zq_image *img, const uint8_t *data, size_t size,
+                    uint64_t disk)
+{
+  const uint8_t *tail;
+  unsigned i;
+
+  if (size < 2 * TAIL_REQUESTS || disk < IO_BYTES)
+    return;
+  tail = data + size - 2 * TAIL_REQUESTS;
+  for (i = 0; i < TAIL_REQUESTS; i++) {
+    uint64_t count = ((tail[i] >> 3) + 1) * UINT64_C (512); /* <= IO_BYTES */
+    uint64_t offset = (disk - IO_BYTES) / 255 * tail[TAIL_REQUESTS + i]
+                      & ~UINT64_C (511);
+
+    switch (tail[i] & 7) {
+    case 0: write_and_verify (img, count, offset, 0); break;
+    case 1: write_and_verify (img, count - 7, offset + 3, 0); break;
+    case 2: (void) zq_trim (img, count, offset, 0); break;
+    case 3: (void) zq_zero (img, count, offset, ZQ_MAY_TRIM); break;
+    case 4: (void) zq_zero (img, count, offset, 0); break;
+    case 5: (void) zq_zero (img, count, offset, ZQ_FAST_ZERO); break;
+    case 6: write_and_verify (img, count, offset, ZQ_FUA); break;
+    case 7: (void) zq_flush (img); break;
+    }
+  }
+}
+
 /* Spots across the disk, or across the conventional zones of a zoned one
- * (elsewhere a write must be at the write pointer).
+ * (elsewhere a write must be at the write pointer), then the requests
+ * the input's tail asks for.
  */
 static void
-exercise (struct zq_image *img)
+exercise (struct zq_image *img, const uint8_t *data, size_t data_size)
 {
   uint64_t size = zq_virtual_size (img), offset;
   struct zq_zone_geometry geometry;
@@ -111,6 +147,7 @@ exercise (struct zq_image *img)
     (void) zq_zero (img, 4096, offset, ZQ_FAST_ZERO);
     (void) zq_pread (img, buf, sizeof buf, offset);
   }
+  exercise_from_tail (img, data, data_size, size);
   (void) zq_flush (img);
   if (zq_is_zoned (img))
     exercise_zones (img);
@@ -155,7 +192,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (img == NULL)
     return 0;
   if (!zq_is_readonly (img))
-    exercise (img);
+    exercise (img, data, size);
   (void) zq_close (img);
 
   /* A corrupt entry can still make the engine extend the file far out
