@@ -26,12 +26,6 @@
 #include "qcow2-format.h"
 #include "refcount.h"
 
-/* Incompatible features whose on-disk effects the check understands. */
-#define CHECK_KNOWN_INCOMPATIBLE \
-  (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
-   QCOW2_INCOMPAT_DATA_FILE | QCOW2_INCOMPAT_COMPRESSION | \
-   QCOW2_INCOMPAT_EXTL2 | QCOW2_INCOMPAT_ZONED)
-
 /* Counts one reference to every cluster of [offset, offset + size). */
 void
 check_inc_refs (struct checker *c, const char *what, uint64_t offset,
@@ -233,7 +227,7 @@ count_references (const char *filename, struct zq_check_result *result,
     return -1;
   h = &c->f.h;
 
-  unknown = h->incompatible_features & ~CHECK_KNOWN_INCOMPATIBLE;
+  unknown = h->incompatible_features & ~ZQ_KNOWN_INCOMPATIBLE;
   if (unknown) {
     header_describe_features (h, 0, unknown, names, sizeof names);
     zq_error ("%s: unknown incompatible feature(s): %s; the image cannot "

@@ -142,6 +142,16 @@ queue_free_compressed (struct zq_image *img, uint64_t entry)
   queue_free (img, first << img->cluster_bits, last - first + 1);
 }
 
+void
+queue_free_entry (struct zq_image *img, bool compressed, uint64_t entry,
+                  uint64_t host)
+{
+  if (compressed)
+    queue_free_compressed (img, entry);
+  else
+    queue_free (img, host, 1);
+}
+
 /* The frees queued so far are this flush's to apply: the tables that
  * stopped referencing those clusters were changed before it started, so
  * it makes them durable.  Frees queued later wait for the next flush.

@@ -79,9 +79,13 @@ void header_free (struct qcow2_header *h);
 void header_describe_features (const struct qcow2_header *h, uint8_t type,
                                uint64_t mask, char *out, size_t out_len);
 
-/* Incompatible features this engine can serve, for reading and writing. */
+/* Incompatible features the engine understands: it serves them (bit 1,
+ * corrupt, only read-only; bit 0, dirty, after a repair) and the check
+ * reads their on-disk effects.  Any other bit refuses the image.
+ */
 #define ZQ_KNOWN_INCOMPATIBLE \
   (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
-   QCOW2_INCOMPAT_COMPRESSION | QCOW2_INCOMPAT_ZONED)
+   QCOW2_INCOMPAT_DATA_FILE | QCOW2_INCOMPAT_COMPRESSION | \
+   QCOW2_INCOMPAT_EXTL2 | QCOW2_INCOMPAT_ZONED)
 
 #endif /* ZQ_HEADER_H */

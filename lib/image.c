@@ -30,9 +30,7 @@ check_features (struct zq_image *img)
   uint64_t unknown;
   char names[512];
 
-  unknown = h->incompatible_features & ~(ZQ_KNOWN_INCOMPATIBLE |
-                                         QCOW2_INCOMPAT_DATA_FILE |
-                                         QCOW2_INCOMPAT_EXTL2);
+  unknown = h->incompatible_features & ~ZQ_KNOWN_INCOMPATIBLE;
   if (unknown) {
     header_describe_features (h, 0, unknown, names, sizeof names);
     return refuse (img, ENOTSUP, "unknown incompatible feature(s): %s; "
@@ -431,6 +429,29 @@ zq_close (struct zq_image *img)
 const char *zq_filename (const struct zq_image *img) { return img->filename; }
 uint64_t zq_virtual_size (const struct zq_image *img) { return img->virtual_size; }
 uint32_t zq_cluster_size (const struct zq_image *img) { return img->cluster_size; }
+
+/* Any request size and alignment works on a plain image; a zoned image
+ * has 512-byte logical blocks.  Whole clusters avoid read-modify-write;
+ * cluster sizes are powers of two, as NBD requires of the preferred
+ * size.  NBD clients do well with at least 4 KiB, and nbdkit accepts at
+ * most 32 MiB.
+ */
+#define MIN_PREFERRED_BLOCK (UINT32_C (4) << 10)
+#define MAX_PREFERRED_BLOCK (UINT32_C (32) << 20)
+
+void
+zq_block_limits (const struct zq_image *img, struct zq_block_limits *limits)
+{
+  uint32_t preferred = img->cluster_size;
+
+  if (preferred < MIN_PREFERRED_BLOCK)
+    preferred = MIN_PREFERRED_BLOCK;
+  if (preferred > MAX_PREFERRED_BLOCK)
+    preferred = MAX_PREFERRED_BLOCK;
+  limits->minimum = img->zones ? ZQ_ZONED_BLOCK_SIZE : 1;
+  limits->preferred = preferred;
+  limits->maximum = UINT32_MAX;
+}
 bool zq_is_readonly (const struct zq_image *img) { return img->readonly; }
 int zq_qcow2_version (const struct zq_image *img) { return img->header.version; }
 const char *zq_backing_filename (const struct zq_image *img) { return backing_filename (img); }

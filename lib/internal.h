@@ -198,9 +198,12 @@ reads_as_zero_at (const struct zq_image *img, enum cluster_type type,
   return cluster_reads_as_zero (img, type) ||
          (type == CLUSTER_UNALLOCATED && !backing_reaches (img, offset));
 }
-/* Block status of the backing chain, as qcow2_block_status returns it. */
+/* Block status of the backing chain, as qcow2_block_status returns it,
+ * depths counted from the backing file (1 = the backing file itself).
+ */
 int backing_block_status (struct zq_image *img, uint64_t count,
-                          uint64_t offset, zq_extent_fn fn, void *opaque);
+                          uint64_t offset, unsigned split,
+                          zq_extent_depth_fn fn, void *opaque);
 
 static inline bool
 has_data_file (const struct zq_image *img)
@@ -294,11 +297,19 @@ int qcow2_write (struct zq_image *img, const void *buf, uint64_t count,
 int qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
                 unsigned flags);
 int qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset);
-/* Returns 0 when the whole range was reported, 1 when fn asked to stop
- * or the walk ended early (the client asks again for the rest).
+/* Extents with flags and depth (zq_block_status_depth), merged where
+ * they agree in what `split` names.  Returns 0 when the whole range was
+ * reported, 1 when fn asked to stop or the walk ended early (the client
+ * asks again for the rest).
  */
 int qcow2_block_status (struct zq_image *img, uint64_t count,
-                        uint64_t offset, zq_extent_fn fn, void *opaque);
+                        uint64_t offset, unsigned split,
+                        zq_extent_depth_fn fn, void *opaque);
+/* zq_block_status_depth after its checks: the zoned or the plain walk,
+ * merged once more at the end (zones meet only there).  0 or -1.
+ */
+int block_status_walk (struct zq_image *img, uint64_t count, uint64_t offset,
+                       unsigned split, zq_extent_depth_fn fn, void *opaque);
 
 /* io-read.c: fills buf with run->bytes of a mapped run. */
 struct map_run;
@@ -350,6 +361,11 @@ void queue_free (struct zq_image *img, uint64_t host_offset,
  * compressed cluster whose data touches it).
  */
 void queue_free_compressed (struct zq_image *img, uint64_t entry);
+/* Queues the release of what an L2 entry that stops mapping held: its
+ * compressed data, or else its host cluster at `host`.
+ */
+void queue_free_entry (struct zq_image *img, bool compressed,
+                       uint64_t entry, uint64_t host);
 
 /* check.c: every host cluster's references, rebuilt from the metadata
  * as zq_check counts them; *references (malloc'd, *nb_clusters entries,

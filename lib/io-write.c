@@ -117,10 +117,8 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
 
     if (!reused &&
         map_decode_entry (img, offset, old, &old_type, &old_host) == 0) {
-      if (old_type == CLUSTER_COMPRESSED)
-        queue_free_compressed (img, old);
-      else if (old_host != 0)
-        queue_free (img, old_host, 1);
+      if (old_type == CLUSTER_COMPRESSED || old_host != 0)
+        queue_free_entry (img, old_type == CLUSTER_COMPRESSED, old, old_host);
     }
     store_be64 (slot, (host + (i << img->cluster_bits)) | QCOW2_OFLAG_COPIED);
   }

@@ -228,10 +228,8 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
                new_alloc | ((old.bitmap >> 32) & ~new_alloc) << 32);
   metacache_mark_dirty (img->l2_cache, table);
   img->unsynced_writes = true;
-  if (fresh && old.compressed)
-    queue_free_compressed (img, old.entry);
-  else if (fresh && old.has_host)
-    queue_free (img, old.host, 1);
+  if (fresh && (old.compressed || old.has_host))
+    queue_free_entry (img, old.compressed, old.entry, old.host);
   pthread_mutex_unlock (&img->meta_lock);
   return len;
 

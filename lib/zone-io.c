@@ -419,7 +419,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
                    "the zone is read-only");
   if (z->conventional)
     return qcow2_write_or_zero (img, buf, count, offset, zeroes, zero_flags);
-  if (offset % 512 != 0 || count % 512 != 0)
+  if (offset % ZQ_ZONED_BLOCK_SIZE != 0 || count % ZQ_ZONED_BLOCK_SIZE != 0)
     return refuse (img, z, zi, op, offset, count, EINVAL,
                    "offset and length must be multiples of the 512-byte "
                    "logical block size");
@@ -532,17 +532,18 @@ zone_trim (struct zq_image *img, uint64_t count, uint64_t offset)
 }
 
 struct stop_watch {
-  zq_extent_fn fn;
+  zq_extent_depth_fn fn;
   void *opaque;
   bool stopped;
 };
 
 static int
-watch_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t flags)
+watch_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t flags,
+              uint32_t depth)
 {
   struct stop_watch *w = opaque;
 
-  if (w->fn (w->opaque, offset, length, flags) == -1) {
+  if (w->fn (w->opaque, offset, length, flags, depth) == -1) {
     w->stopped = true;
     return -1;
   }
@@ -551,7 +552,7 @@ watch_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t flags)
 
 int
 zone_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
-                   zq_extent_fn fn, void *opaque)
+                   unsigned split, zq_extent_depth_fn fn, void *opaque)
 {
   struct zone_set *zs = img->zones;
   struct stop_watch watch = { .fn = fn, .opaque = opaque };
@@ -568,13 +569,18 @@ zone_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
       seg = count;
     valid = bytes_written (zs, z, offset, seg);
     if (valid > 0) {
-      r = qcow2_block_status (img, valid, offset, watch_extent, &watch);
+      r = qcow2_block_status (img, valid, offset, split, watch_extent,
+                              &watch);
       if (r != 0)
         return r == -1 ? -1 : 0;   /* stopped, or covered less */
     }
+    /* At and past the write pointer the zone reads zeroes by rule, not
+     * from any layer: depth 0, as unallocated clusters without a backing
+     * file.
+     */
     if (seg > valid &&
         watch_extent (&watch, offset + valid, seg - valid,
-                      ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO) == -1)
+                      ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO, 0) == -1)
       return 0;
     offset += seg;
     count -= seg;

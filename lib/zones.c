@@ -215,7 +215,8 @@ read_wp_table (struct zq_image *img)
   struct zone_set *zs = img->zones;
   size_t bytes = (size_t) zs->nr_zones * 8;
   uint8_t *raw = malloc (bytes);
-  char why_be[256], why_le[256];
+  struct wp_order_vote vote = { 0 };
+  char why[256];
   uint32_t valid, i;
 
   if (raw == NULL)
@@ -226,36 +227,33 @@ read_wp_table (struct zq_image *img)
     errno = EIO;
     return -1;
   }
-  valid = decode_table (img, raw, false, why_be, sizeof why_be);
+  for (i = 0; i < zs->nr_zones; i++)
+    wp_order_vote (&vote, &zs->geometry, img->virtual_size, i,
+                   load_be64 (raw + (size_t) i * 8));
+  if (wp_order_is_little_endian (&vote)) {
+    zq_warning ("%s: the write-pointer table is in little-endian byte "
+                "order (as QEMU's zoned series writes it on x86); reading "
+                "it as such, and rewriting it big-endian on the first write",
+                img->filename);
+    zs->little_endian = true;
+  }
+  valid = decode_table (img, raw, zs->little_endian, why, sizeof why);
   if (valid < zs->nr_zones) {
-    if (valid == 0 &&
-        decode_table (img, raw, true, why_le, sizeof why_le) ==
-        zs->nr_zones) {
-      zq_warning ("%s: the write-pointer table is in little-endian byte "
-                  "order (written by an early implementation); reading it "
-                  "as such, and rewriting it big-endian on the first write",
-                  img->filename);
-      zs->little_endian = true;
+    if (!img->readonly) {
+      zq_error ("%s: corrupt write-pointer table: %s; refusing to open "
+                "the image for writing (read-only, the zone is reported "
+                "offline)", img->filename, why);
+      free (raw);
+      errno = EINVAL;
+      return -1;
     }
-    else {
-      if (valid == 0)
-        decode_table (img, raw, false, why_be, sizeof why_be);
-      if (!img->readonly) {
-        zq_error ("%s: corrupt write-pointer table: %s; refusing to open "
-                  "the image for writing (read-only, the zone is reported "
-                  "offline)", img->filename, why_be);
-        free (raw);
-        errno = EINVAL;
-        return -1;
+    zq_warning ("%s: corrupt write-pointer table: %s; such zones are "
+                "reported offline", img->filename, why);
+    for (i = 0; i < zs->nr_zones; i++)
+      if (zs->zones[i].cond == ZQ_ZONE_COND_OFFLINE) {
+        zs->zones[i].cond = ZQ_ZONE_COND_EMPTY;
+        zs->zones[i].offline = true;
       }
-      zq_warning ("%s: corrupt write-pointer table: %s; such zones are "
-                  "reported offline", img->filename, why_be);
-      for (i = 0; i < zs->nr_zones; i++)
-        if (zs->zones[i].cond == ZQ_ZONE_COND_OFFLINE) {
-          zs->zones[i].cond = ZQ_ZONE_COND_EMPTY;
-          zs->zones[i].offline = true;
-        }
-    }
   }
   free (raw);
 
@@ -276,8 +274,8 @@ zones_open (struct zq_image *img, uint64_t file_size,
 {
   const struct qcow2_header *h = &img->header;
   struct zone_set *zs;
-  char why[512];
-  uint32_t i;
+  char why[512], notes[ZONE_QEMU_NOTES_MAX][ZONE_QEMU_NOTE_LEN];
+  uint32_t i, n;
 
   if (!h->has_zoned) {
     zq_error ("%s: incompatible bit 5 (zoned format) is set but the zoned "
@@ -307,6 +305,9 @@ zones_open (struct zq_image *img, uint64_t file_size,
     errno = EINVAL;
     return -1;
   }
+  n = zone_geometry_qemu_notes (&zs->geometry, notes);
+  for (i = 0; i < n; i++)
+    zq_warning ("%s: %s", img->filename, notes[i]);
   if (zs->geometry.zonedmeta_offset > file_size ||
       (uint64_t) zs->geometry.nr_zones * 8 >
       file_size - zs->geometry.zonedmeta_offset) {
@@ -464,6 +465,8 @@ zq_zone_geometry (const struct zq_image *img, struct zq_zone_geometry *g)
     return -1;
   }
   *g = img->zones->geometry;
+  /* A power of two, the format says. */
+  g->zone_shift = (unsigned) __builtin_ctzll (g->zone_size);
   return 0;
 }
 

@@ -95,7 +95,8 @@ int zone_write (struct zq_image *img, const void *buf, uint64_t count,
                 uint64_t offset, bool zeroes, unsigned zero_flags);
 int zone_trim (struct zq_image *img, uint64_t count, uint64_t offset);
 int zone_block_status (struct zq_image *img, uint64_t count,
-                       uint64_t offset, zq_extent_fn fn, void *opaque);
+                       uint64_t offset, unsigned split,
+                       zq_extent_depth_fn fn, void *opaque);
 
 
 #endif /* ZQ_ZONES_H */

@@ -34,6 +34,7 @@ static const struct option long_options[] = {
   { "backing", required_argument, NULL, OPT_BACKING },
   { "data-file", required_argument, NULL, OPT_DATA_FILE },
   { "run", required_argument, NULL, OPT_RUN },
+  { "allocation-depth", no_argument, NULL, 'A' },
   { "verbose", no_argument, NULL, 'v' },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
@@ -46,7 +47,7 @@ usage (FILE *out)
   fprintf (out,
 "Usage: %s [-r] [-U SOCKET | -p PORT [-b ADDR]] [-e EXPORTNAME]\n"
 "           [--backing FILE|none] [--data-file FILE] [--l2-cache-size SIZE]\n"
-"           [--offline-zones LIST] [--readonly-zones LIST] [--run CMD] [-v]\n"
+"           [--offline-zones LIST] [--readonly-zones LIST] [--run CMD] [-A] [-v]\n"
 "           IMAGE\n"
 "Serve a qcow2 image, zoned or not, over NBD.\n"
 "\n"
@@ -62,6 +63,8 @@ usage (FILE *out)
 "      --readonly-zones LIST zones to report read-only\n"
 "      --run CMD          run CMD with $uri set, serve until it exits,\n"
 "                         and exit with its status\n"
+"  -A, --allocation-depth accepted as qemu-nbd takes it; qemu:allocation-depth\n"
+"                         and qemu:joint-allocation are always published\n"
 "  -v, --verbose          debug messages\n"
 "      --help, --version\n"
 "\n"
@@ -103,7 +106,7 @@ parse_options (int argc, char *argv[], struct options *o)
   int c;
 
   export.name = "";
-  while ((c = getopt_long (argc, argv, "rU:p:b:e:v", long_options,
+  while ((c = getopt_long (argc, argv, "rU:p:b:e:Av", long_options,
                            NULL)) != -1) {
     switch (c) {
     case 'r': o->readonly = true; break;
@@ -119,6 +122,7 @@ parse_options (int argc, char *argv[], struct options *o)
       export.name = optarg;
       break;
     case 'v': verbose = true; break;
+    case 'A': break;            /* the contexts are always published */
     case OPT_L2_CACHE_SIZE:
       if (parse_size (optarg, &o->l2_cache_bytes) == -1) {
         server_error ("--l2-cache-size %s: not a size (e.g. 512K, 4M)",

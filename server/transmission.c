@@ -93,8 +93,7 @@ check_request (const struct connection *conn, struct request *req)
                    "(32 MiB)");
   if (req->offset > export.size || req->count > export.size - req->offset)
     return refuse (req, EINVAL, "past the end of the export");
-  if (req->type == NBD_CMD_BLOCK_STATUS &&
-      !conn->ctx_base_allocation && !conn->ctx_zone_state)
+  if (req->type == NBD_CMD_BLOCK_STATUS && conn->meta_contexts == 0)
     return refuse (req, EINVAL, "no metadata context was negotiated");
 }
 
