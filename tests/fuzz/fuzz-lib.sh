@@ -70,7 +70,8 @@ fuzz_run ()
 }
 
 # fuzz_replay OUT NAME INPUT...: runs the harness once over each input
-# (regression inputs: each must pass).
+# (regression inputs: each must pass, each within 30 seconds: some were
+# found as inputs that took the engine minutes).
 fuzz_replay ()
 {
   local out="$1" name="$2"
@@ -78,7 +79,8 @@ fuzz_replay ()
   [[ $# -gt 0 ]] || return 0
   local -a extra=()
   [[ "$name" == fuzz-nbd ]] && extra+=(-close_fd_mask=2)
-  "$out/$name" "${extra[@]}" "$@" > "$out/$name-replay.log" 2>&1 && return 0
+  "$out/$name" -timeout=30 "${extra[@]}" "$@" > "$out/$name-replay.log" 2>&1 &&
+    return 0
   echo "$name: a regression input fails again:"
   grep -E 'Running:|ERROR|SUMMARY|fuzz:' "$out/$name-replay.log" | head -n 20
   return 1
