@@ -29,6 +29,7 @@ struct checker {
   uint32_t *references;
   uint64_t *refcounts;
   bool *refblock_unknown;       /* per refcount table entry */
+  uint64_t *refblock_offsets;   /* per entry: its valid block, or 0 */
   uint64_t refcount_table_entries;
   unsigned refblock_bits;
   uint64_t refcount_max;

@@ -236,6 +236,11 @@ check_snapshots (struct checker *c)
                   & ~UINT64_C (7);
     table_bytes += entry_bytes;
     pos += entry_bytes;
+    /* Version 3 entries carry at least vm_state_size_large and disk_size
+     * (16 bytes of extra data); qemu-img check counts a shorter one.
+     */
+    if (h->version >= 3 && extra < 16)
+      CORRUPTION ("ERROR snapshot table entry %" PRIu32 " is incomplete", i);
     if (table_bytes > MAX_SNAPSHOT_TABLE) {
       CORRUPTION ("ERROR: the snapshot table is larger than %" PRIu64
                   " bytes; snapshots not checked", MAX_SNAPSHOT_TABLE);

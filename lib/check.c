@@ -78,9 +78,12 @@ load_refcounts (struct checker *c)
   /* One flag per table entry, plus those covering clusters past it. */
   c->refblock_unknown = calloc ((c->nb_clusters >> c->refblock_bits) + 1 +
                                 c->refcount_table_entries, sizeof (bool));
+  c->refblock_offsets = calloc (c->refcount_table_entries + 1,
+                                sizeof *c->refblock_offsets);
   reftable = malloc (reftable_bytes);
   block = malloc (cs);
-  if (c->refblock_unknown == NULL || reftable == NULL || block == NULL) {
+  if (c->refblock_unknown == NULL || c->refblock_offsets == NULL ||
+      reftable == NULL || block == NULL) {
     free (reftable);
     free (block);
     errno = ENOMEM;
@@ -120,7 +123,7 @@ load_refcounts (struct checker *c)
       c->refblock_unknown[i] = true;
       continue;
     }
-    check_inc_refs (c, "refcount block", offset, cs);
+    c->refblock_offsets[i] = offset; /* counted last: count_refblocks */
     if (first >= c->nb_clusters)
       continue;                 /* covers only clusters past the file */
     if (check_read_at (c, "refcount block", block, cs, offset) == -1) {
@@ -136,6 +139,31 @@ load_refcounts (struct checker *c)
   free (reftable);
   free (block);
   return 0;
+}
+
+/* The refcount blocks, after every other reference, as qemu-img check
+ * counts them: each must then be its cluster's only reference.  A block
+ * that is also a table, a data cluster or another block would take a
+ * repair's refcounts over what the cluster holds (repair.c refuses to
+ * repair an image with this error).
+ */
+static void
+count_refblocks (struct checker *c)
+{
+  uint64_t i;
+
+  for (i = 0; i < c->refcount_table_entries; i++) {
+    uint64_t offset = c->refblock_offsets[i];
+    uint32_t refs;
+
+    if (offset == 0)
+      continue;
+    check_inc_refs (c, "refcount block", offset, c->cluster_size);
+    refs = c->references[offset >> c->cluster_bits];
+    if (refs != 1)
+      CORRUPTION ("ERROR refcount block %" PRIu64 " refcount=%" PRIu32,
+                  i, refs);
+  }
 }
 
 /* Stored refcounts against rebuilt references, cluster by cluster. */
@@ -274,6 +302,7 @@ count_references (const char *filename, struct zq_check_result *result,
     errno = ENOMEM;
     goto out;
   }
+  count_refblocks (c);
 
  done:
   if (compare)
@@ -290,6 +319,7 @@ count_references (const char *filename, struct zq_check_result *result,
   free (c->references);
   free (c->refcounts);
   free (c->refblock_unknown);
+  free (c->refblock_offsets);
   image_file_close (&c->f);
   errno = saved_errno;
   return r;

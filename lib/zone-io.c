@@ -29,9 +29,13 @@
 #include "zones-internal.h"
 
 /* How long a write that arrives ahead of the write pointer waits for the
- * writes before it (the NBD side of Linux's zone write plugging).
+ * writes before it (the NBD side of Linux's zone write plugging).  The
+ * fuzz build (tests/fuzz/fuzz.mk) makes it 0, so that a fuzzed write ahead
+ * of the pointer does not stall its input for a second.
  */
+#ifndef AHEAD_WAIT_SECONDS
 #define AHEAD_WAIT_SECONDS 1
+#endif
 
 static int refuse (struct zq_image *img, const struct zone *z, uint32_t zi,
                    const char *op, uint64_t offset, uint64_t count, int err,

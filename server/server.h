@@ -38,6 +38,12 @@ struct export {
 
 extern struct export export;
 
+/* export.c: opens the engine as the command line says and fills in
+ * export.  Returns 0, or -1 once the engine has said why.
+ */
+struct options;
+int export_open (const struct options *o);
+
 /* Set by SIGINT/SIGTERM: connections stop taking requests. */
 extern atomic_bool shutting_down;
 

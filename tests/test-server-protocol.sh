@@ -18,6 +18,7 @@ qemu-io -f qcow2 -c 'write -P 0x5a 0 1M' img.qcow2 >/dev/null
 
 "$ZQCOW2_NBD" -e myexport --run '/usr/bin/python3 - "$unixsocket" <<EOF
 import errno, socket, struct, sys
+from nbd_raw import go_data, meta_data
 
 SOCKET = sys.argv[1]
 IHAVEOPT = 0x49484156454F5054
@@ -69,16 +70,6 @@ def option(s, code, data=b""):
 def expect(replies, rtype, what):
     if replies[-1][0] != rtype:
         fail("%s: expected reply %x, got %r" % (what, rtype, replies))
-
-def go_data(name, infos=()):
-    return (struct.pack(">I", len(name)) + name +
-            struct.pack(">H", len(infos)) +
-            b"".join(struct.pack(">H", i) for i in infos))
-
-def meta_data(name, *queries):
-    return (struct.pack(">I", len(name)) + name +
-            struct.pack(">I", len(queries)) +
-            b"".join(struct.pack(">I", len(q)) + q for q in queries))
 
 def request(s, cmd, offset, length, flags=0, cookie=1, payload=b""):
     s.sendall(struct.pack(">IHHQQI", 0x25609513, flags, cmd, cookie,

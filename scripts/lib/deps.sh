@@ -11,6 +11,8 @@
 # dmsetup and fio, packed by cpio; kmod resolves module dependencies and
 # xz-utils unpacks compressed modules.  liburing-dev builds zqcow2-ublk,
 # whose VM cases also put f2fs-tools and btrfs-progs into the guest.
+# clang with libclang-rt-dev builds the libFuzzer harnesses (tests/fuzz,
+# scripts/fuzz).
 ZQ_DEB_PACKAGES=(
   nbdkit nbdkit-plugin-dev
   libnbd-dev libnbd-bin python3-libnbd
@@ -20,6 +22,7 @@ ZQ_DEB_PACKAGES=(
   qemu-system-x86 linux-image-amd64 busybox-static nbd-client cpio
   e2fsprogs util-linux dmsetup kmod xz-utils
   f2fs-tools btrfs-progs
+  clang libclang-rt-dev
 )
 
 # Prints the packages of ZQ_DEB_PACKAGES that are not installed.
