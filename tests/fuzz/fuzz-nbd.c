@@ -105,7 +105,7 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   static char image[4096];
-  struct options options = { .backing = "none" };
+  struct options options = { .engine = { .backing = "none" } };
   struct pump pump = { .data = data, .size = size };
   struct zq_check_result check = { 0 };
   pthread_t thread;
