@@ -47,6 +47,7 @@ open_export (const struct options *o)
     .backing_file = o->backing && strcmp (o->backing, "none") != 0
                     ? o->backing : NULL,
     .no_backing = o->backing && strcmp (o->backing, "none") == 0,
+    .zone_boundary_split = o->zone_boundary_split,
   };
   struct zq_zone_geometry geometry;
   uint32_t preferred;
@@ -210,6 +211,8 @@ main (int argc, char *argv[])
 
   if (open_export (&o) == -1)
     exit (EXIT_FAILURE);
+  if (park_timer_start () == -1)
+    goto fail;
 
   if (nr_listeners == 0) {
     if (o.run && !o.unix_socket && !o.port)
@@ -258,6 +261,7 @@ main (int argc, char *argv[])
     close (listeners[i]);
   connections_shutdown ();
   connections_wait ();
+  park_timer_stop ();
   if (zq_close (export.img) == -1) {
     server_error ("%s: the final flush failed; writes not flushed by a "
                   "client may be lost", o.image);
@@ -274,6 +278,7 @@ main (int argc, char *argv[])
   return exit_code;
 
  fail:
+  park_timer_stop ();
   zq_close (export.img);
   if (private_socket)
     remove_private_socket (private_socket);

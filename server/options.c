@@ -17,6 +17,7 @@ enum {
   OPT_BACKING,
   OPT_DATA_FILE,
   OPT_RUN,
+  OPT_ZONE_BOUNDARY,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -34,6 +35,7 @@ static const struct option long_options[] = {
   { "backing", required_argument, NULL, OPT_BACKING },
   { "data-file", required_argument, NULL, OPT_DATA_FILE },
   { "run", required_argument, NULL, OPT_RUN },
+  { "zone-boundary", required_argument, NULL, OPT_ZONE_BOUNDARY },
   { "verbose", no_argument, NULL, 'v' },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
@@ -46,7 +48,8 @@ usage (FILE *out)
   fprintf (out,
 "Usage: %s [-r] [-U SOCKET | -p PORT [-b ADDR]] [-e EXPORTNAME]\n"
 "           [--backing FILE|none] [--data-file FILE] [--l2-cache-size SIZE]\n"
-"           [--offline-zones LIST] [--readonly-zones LIST] [--run CMD] [-v]\n"
+"           [--offline-zones LIST] [--readonly-zones LIST]\n"
+"           [--zone-boundary refuse|split] [--run CMD] [-v]\n"
 "           IMAGE\n"
 "Serve a qcow2 image, zoned or not, over NBD.\n"
 "\n"
@@ -60,6 +63,9 @@ usage (FILE *out)
 "      --l2-cache-size SIZE  memory for cached L2 tables (e.g. 4M)\n"
 "      --offline-zones LIST  zones to report offline (e.g. 3,7-9)\n"
 "      --readonly-zones LIST zones to report read-only\n"
+"      --zone-boundary split accept writes crossing zone boundaries when\n"
+"                            each piece is valid in its zone (default:\n"
+"                            refuse, as ZBC does)\n"
 "      --run CMD          run CMD with $uri set, serve until it exits,\n"
 "                         and exit with its status\n"
 "  -v, --verbose          debug messages\n"
@@ -131,6 +137,13 @@ parse_options (int argc, char *argv[], struct options *o)
     case OPT_BACKING: o->backing = optarg; break;
     case OPT_DATA_FILE: o->data_file = optarg; break;
     case OPT_RUN: o->run = optarg; break;
+    case OPT_ZONE_BOUNDARY:
+      if (strcmp (optarg, "split") != 0 && strcmp (optarg, "refuse") != 0) {
+        server_error ("--zone-boundary %s: not refuse or split", optarg);
+        exit (EXIT_FAILURE);
+      }
+      o->zone_boundary_split = strcmp (optarg, "split") == 0;
+      break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION:
       printf ("%s %s\n", PROGRAM_NAME, PACKAGE_VERSION);

@@ -20,6 +20,7 @@ struct options {
   const char *backing;          /* --backing FILE, or "none" */
   const char *data_file;        /* --data-file FILE; NULL: the image's */
   const char *run;
+  bool zone_boundary_split;     /* --zone-boundary=split */
 };
 
 /* Fills o and export.name from the command line.  Exits with a message
