@@ -6,7 +6,8 @@
 # what the same stream wrote through nbdkit's file plugin into a raw file
 # (compared by qemu-img), and the write pointer ends where the stream
 # does.  With too few nbdkit threads the writes time out, and the plugin
-# says once how to fix it.
+# says once how to fix it.  Under zone-boundary=split, a shuffled stream
+# whose writes straddle zone boundaries succeeds on both front ends.
 
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/zone-functions.sh"
@@ -92,3 +93,31 @@ warnings="$(grep -c 'Run nbdkit with -t N' starved.log || true)"
 grep -q 'lower /sys/block/nbdX/queue/nr_requests' starved.log ||
     fail "nbdkit -t 4: the warning does not mention nr_requests"
 echo "ok      nbdkit -t 4: writes time out, and the fix is logged once"
+
+# Under zone-boundary=split, a stream of 24 KiB writes over 1 MiB zones,
+# shuffled over two connections: the writes that straddle a boundary
+# park like the others, and the stream fills zones 1-4 and part of 5.
+stream="--connections 2 --depth 100 --bs 24k --order shuffle --seed 4 --tag 9"
+rm -f ref.raw
+truncate -s 16M ref.raw
+nbdkit -U - file ref.raw --run "zq-plugtest $stream \"\$uri\" $MiB" ||
+    fail "the straddling stream into the reference failed"
+for server in nbdkit zqcow2-nbd; do
+    zoned_create img.qcow2 16M zone.size=1M,zone.conventional_zones=1
+    case $server in
+        nbdkit) cmd=(nbdkit -t 128 -U - "$PLUGIN" file=img.qcow2 zone-boundary=split) ;;
+        zqcow2-nbd) cmd=("$ZQCOW2_NBD" --zone-boundary split img.qcow2) ;;
+    esac
+    "${cmd[@]}" --run "zq-plugtest $stream \"\$uri\" $MiB" ||
+        fail "$server, split: the straddling stream failed"
+    zone_report img.qcow2 > zones.txt
+    for zone in 1 2 3 4; do
+        expect_zone "$server, split" zones.txt $zone fu $(((zone + 1) * MiB))
+    done
+    expect_zone "$server, split" zones.txt 5 cl $((5 * MiB + 200 * 24 * 1024 - 4 * MiB))
+    zoned_check "$server, split" img.qcow2
+    qemu_view img.qcow2 view.qcow2
+    qemu-img compare -q -f qcow2 -F raw view.qcow2 ref.raw ||
+        fail "$server, split: the data differs from the reference"
+    echo "ok      $server, split: the data matches the reference"
+done
