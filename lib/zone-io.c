@@ -129,7 +129,9 @@ may_proceed (const struct zone *z, const struct zone_waiter *w)
 
 /* After any change of the zone's state: wakes the queued requests it
  * concerns, not the others, which could only go back to sleep.  A parked
- * write leaves the zone's queue as its owner is told to retry it.
+ * write leaves the zone's queue as its owner is told to retry it.  A
+ * wake counts as progress: the write the others wait for has arrived,
+ * and a busy server may take a while to run it.
  * zs->lock held.
  */
 static void
@@ -139,13 +141,16 @@ wake_ready (struct zone *z)
   struct zq_park **p, *park;
 
   for (w = z->waiters; w != NULL; w = w->next)
-    if (may_proceed (z, w))
+    if (may_proceed (z, w)) {
       pthread_cond_signal (&w->wake);
+      z->progress_ns = now_ns ();
+    }
   for (p = &z->parked; (park = *p) != NULL; ) {
     if (write_may_proceed (z, park->offset)) {
       *p = park->next;
       park->next = NULL;
       park->wake (park);
+      z->progress_ns = now_ns ();
     }
     else
       p = &park->next;
