@@ -122,7 +122,10 @@ struct zq_park {
    * request to a thread that retries it, never call the engine.
    */
   void (*wake) (struct zq_park *park);
-  /* The engine's: zero before the first call. */
+  /* The engine's: zero before the first call; the engine zeroes them
+   * again when a call completes (returns anything but ZQ_PARKED), so a
+   * record serves one request after another.
+   */
   struct zq_park *next;
   uint64_t offset;              /* where the write waits to start */
   uint64_t since_ns;            /* when it first parked */
