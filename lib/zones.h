@@ -83,6 +83,10 @@ struct zone_set {
    */
   int (*fault_hook) (void *opaque, uint64_t offset, uint64_t count);
   void *fault_opaque;
+  /* Tests only: the wait of a write ahead of the pointer, in ns (0: the
+   * default, zone-io.c).
+   */
+  uint64_t ahead_wait_ns;
 };
 
 /* Reads and validates the zoned extension and the write-pointer table.

@@ -111,7 +111,7 @@ int zq_flush (struct zq_image *img);
  * queued on the zone, and the engine calls park->wake once it may be
  * tried again, with the same arguments and record.  The retry may park
  * again.  A parked write that sees no progress in its zone for the wait
- * (a second, measured from the later of the last progress in the zone
+ * (five seconds, measured from the later of the last progress in the zone
  * and the write's arrival) is woken by zq_parked_expire, and its retry
  * fails with EIO.
  */

@@ -5,7 +5,8 @@
  *   wake exactly when the write may be retried, in offset order;
  * - the wait of a parked or a waiting write runs from the last progress
  *   in its zone, not from its arrival, and one that expires fails with
- *   EIO, counted by zq_zone_wait_timeouts;
+ *   EIO, counted by zq_zone_wait_timeouts (the wait is set to 1 s here,
+ *   for the timings below);
  * - under zone_boundary_split a write crossing zone boundaries is applied
  *   as its pieces when each is valid in its zone, and refused with
  *   nothing changed when one is not; without it, it is refused.
@@ -19,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "zqcow2.h"
+#include "internal.h"
 #include "unit.h"
 
 #define ZONE_SIZE (1024u * 1024)
@@ -357,6 +358,7 @@ main (void)
   img = open_new_image (path, 0, false);
   CHECK (img != NULL);
   if (img != NULL) {
+    img->zones->ahead_wait_ns = 1000000000;
     test_wake_order (1);
     test_expiry_from_progress (2);
     test_wait_from_progress (3);
