@@ -284,11 +284,12 @@ backing_read (struct zq_image *img, uint8_t *buf, uint64_t count,
 }
 
 /* A raw backing file's extents: its data is data, its holes read as
- * zeroes (as qemu's file driver reports them).
+ * zeroes (as qemu's file driver reports them).  Every byte of it is its
+ * own, holes too: depth 1, as qemu sees a raw file allocated throughout.
  */
 static int
 raw_block_status (struct zq_backing *backing, uint64_t count,
-                  uint64_t offset, zq_extent_fn fn, void *opaque)
+                  uint64_t offset, zq_extent_depth_fn fn, void *opaque)
 {
   while (count > 0) {
     off_t data = lseek (backing->fd, offset, SEEK_DATA);
@@ -310,7 +311,7 @@ raw_block_status (struct zq_backing *backing, uint64_t count,
     }
     if (n == 0 || n > count)
       n = count;
-    if (fn (opaque, offset, n, flags) == -1)
+    if (fn (opaque, offset, n, flags, 1) == -1)
       return 1;
     offset += n;
     count -= n;
@@ -320,7 +321,7 @@ raw_block_status (struct zq_backing *backing, uint64_t count,
 
 int
 backing_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
-                      zq_extent_fn fn, void *opaque)
+                      unsigned split, zq_extent_depth_fn fn, void *opaque)
 {
   struct zq_backing *backing = img->backing;
   uint64_t n = backed_bytes (backing, count, offset);
@@ -328,13 +329,15 @@ backing_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
 
   if (n > 0) {
     r = backing->image != NULL
-      ? qcow2_block_status (backing->image, n, offset, fn, opaque)
+      ? qcow2_block_status (backing->image, n, offset, split, fn, opaque)
       : raw_block_status (backing, n, offset, fn, opaque);
     if (r != 0)
       return r;
   }
+  /* Past its end the backing file provides the zeroes (depth 1). */
   if (n < count &&
-      fn (opaque, offset + n, count - n, ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO) == -1)
+      fn (opaque, offset + n, count - n, ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO,
+          1) == -1)
     return 1;
   return 0;
 }

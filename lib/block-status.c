@@ -10,6 +10,14 @@
  * preallocated with preallocation=metadata (clusters allocated, file
  * sparse); there a cluster whose host bytes are a hole in the file reads
  * as zero but is still allocated: zero, not hole.
+ *
+ * Each extent also carries its depth, the layer of the backing chain that
+ * provides its bytes, as qemu counts it for qemu:allocation-depth: 1 the
+ * image itself (data, compressed data, zero clusters and subclusters, in
+ * the image file or its data file), 2 its backing file, and so on; 0 when
+ * no layer has the bytes (unallocated all the way down).  Past the end of
+ * a backing file shorter than the image above it, the zeroes come from
+ * that backing file: its depth.
  */
 #include <config.h>
 
@@ -27,47 +35,74 @@
  */
 #define MAX_RUNS_PER_CALL 4096
 
+/* Merges neighbouring extents that agree in what the caller asked to
+ * split on (ZQ_STATUS_FLAGS, ZQ_STATUS_DEPTH); what it did not ask for is
+ * reported as 0, so that it cannot differ.
+ */
 struct extent_merger {
-  zq_extent_fn fn;
+  zq_extent_depth_fn fn;
   void *opaque;
+  unsigned split;
   uint64_t offset, length;
-  uint32_t flags;
+  uint32_t flags, depth;
   bool stopped;
 };
 
 static void
 merger_add (struct extent_merger *m, uint64_t offset, uint64_t length,
-            uint32_t flags)
+            uint32_t flags, uint32_t depth)
 {
   if (m->stopped || length == 0)
     return;
-  if (m->length > 0 && m->flags == flags && m->offset + m->length == offset) {
+  if (!(m->split & ZQ_STATUS_FLAGS))
+    flags = 0;
+  if (!(m->split & ZQ_STATUS_DEPTH))
+    depth = 0;
+  if (m->length > 0 && m->flags == flags && m->depth == depth &&
+      m->offset + m->length == offset) {
     m->length += length;
     return;
   }
-  if (m->length > 0 && m->fn (m->opaque, m->offset, m->length, m->flags) == -1)
+  if (m->length > 0 &&
+      m->fn (m->opaque, m->offset, m->length, m->flags, m->depth) == -1)
     m->stopped = true;
   m->offset = offset;
   m->length = length;
   m->flags = flags;
+  m->depth = depth;
 }
 
 static void
 merger_finish (struct extent_merger *m)
 {
   if (!m->stopped && m->length > 0 &&
-      m->fn (m->opaque, m->offset, m->length, m->flags) == -1)
+      m->fn (m->opaque, m->offset, m->length, m->flags, m->depth) == -1)
     m->stopped = true;
 }
 
+/* The most refcounts detect_metadata_preallocation reads (a few tens of
+ * milliseconds); an image whose refcount blocks cover more is taken as
+ * not preallocated, which only reports its sparse clusters as data.
+ */
+#define PREALLOCATION_SCAN_MAX (UINT64_C (1) << 24)
+
 /* qemu's test (qcow2_detect_metadata_preallocation): at least ~10/9 as
  * many clusters are in use as the file has blocks allocated.
+ *
+ * qemu reads the refcount of every cluster up to the end of the file,
+ * under the lock every request needs: a small image in a sparse 1 TiB
+ * file stalls it for seconds.  Here the walk goes by refcount table
+ * entry, so a range without a refcount block (all free) costs one step,
+ * the refcounts read are capped, and meta_lock is dropped between
+ * blocks so that other requests go on.  img->preallocation_scan_steps
+ * counts the steps, for the tests.
  */
 static bool
 detect_metadata_preallocation (struct zq_image *img)
 {
   struct stat st;
-  uint64_t real_clusters, threshold, end_cluster, in_use = 0, c;
+  uint64_t real_clusters, threshold, end_cluster, in_use = 0, ti;
+  uint64_t read = 0;
 
   if (fstat (img->fd, &st) == -1)
     return false;
@@ -78,18 +113,36 @@ detect_metadata_preallocation (struct zq_image *img)
   end_cluster = ((uint64_t) st.st_size + img->cluster_size - 1)
                 >> img->cluster_bits;
 
-  pthread_mutex_lock (&img->meta_lock);
-  for (c = 0; c < end_cluster && in_use < threshold; c++) {
-    uint64_t refcount;
-    if (refcount_get (img, c, &refcount) == -1)
+  for (ti = 0; in_use < threshold; ti++) {
+    uint64_t counted;
+    bool done;
+    int r = 0;
+
+    pthread_mutex_lock (&img->meta_lock);
+    done = ti >= img->refcount_table_entries ||
+           (ti << img->refblock_bits) >= end_cluster;
+    if (!done && (img->refcount_table[ti] & QCOW2_REFT_OFFSET_MASK) != 0) {
+      r = refcount_count_in_use (img, ti, end_cluster, &counted);
+      read += UINT64_C (1) << img->refblock_bits;
+      in_use += counted;
+    }
+    __atomic_add_fetch (&img->preallocation_scan_steps, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock (&img->meta_lock);
+    if (done || r == -1)
       break;
-    in_use += refcount != 0;
+    if (read > PREALLOCATION_SCAN_MAX) {
+      zq_debug ("%s: more than %" PRIu64 " refcounts to read to detect "
+                "preallocation=metadata; taken as not preallocated",
+                img->filename, PREALLOCATION_SCAN_MAX);
+      return false;
+    }
   }
-  pthread_mutex_unlock (&img->meta_lock);
   return in_use >= threshold;
 }
 
-/* Splits an allocated run at the holes of the image file. */
+/* Splits an allocated run at the holes of the image file.  All of it is
+ * the image's own: depth 1.
+ */
 static void
 add_file_extents (struct zq_image *img, struct extent_merger *m,
                   uint64_t offset, uint64_t host, uint64_t length)
@@ -99,7 +152,7 @@ add_file_extents (struct zq_image *img, struct extent_merger *m,
     uint64_t n;
 
     if (data == -1 && errno != ENXIO) {
-      merger_add (m, offset, length, 0);     /* cannot tell: data */
+      merger_add (m, offset, length, 0, 1);  /* cannot tell: data */
       return;
     }
     if (data == -1 || (uint64_t) data > host) {
@@ -107,14 +160,14 @@ add_file_extents (struct zq_image *img, struct extent_merger *m,
       n = data == -1 ? length : (uint64_t) data - host;
       if (n > length)
         n = length;
-      merger_add (m, offset, n, ZQ_EXTENT_ZERO);
+      merger_add (m, offset, n, ZQ_EXTENT_ZERO, 1);
     }
     else {
       off_t hole = lseek (img->fd, host, SEEK_HOLE);
       n = hole == -1 ? length : (uint64_t) hole - host;
       if (n == 0 || n > length)
         n = length;
-      merger_add (m, offset, n, 0);
+      merger_add (m, offset, n, 0, 1);
     }
     offset += n;
     host += n;
@@ -122,7 +175,10 @@ add_file_extents (struct zq_image *img, struct extent_merger *m,
   }
 }
 
-/* Passes the backing chain's extents on to the image's merger. */
+/* Passes the backing chain's extents on to the image's merger, one layer
+ * deeper: the backing file's own image is depth 1 to it, 2 to us.  Its
+ * depth 0 (no layer) stays 0.
+ */
 struct backing_walk {
   struct extent_merger *merger;
   uint64_t end;                 /* of what the backing chain reported */
@@ -130,20 +186,21 @@ struct backing_walk {
 
 static int
 add_backing_extent (void *opaque, uint64_t offset, uint64_t length,
-                    uint32_t flags)
+                    uint32_t flags, uint32_t depth)
 {
   struct backing_walk *walk = opaque;
 
-  merger_add (walk->merger, offset, length, flags);
+  merger_add (walk->merger, offset, length, flags, depth ? depth + 1 : 0);
   walk->end = offset + length;
   return walk->merger->stopped ? -1 : 0;
 }
 
 int
 qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
-                    zq_extent_fn fn, void *opaque)
+                    unsigned split, zq_extent_depth_fn fn, void *opaque)
 {
-  struct extent_merger merger = { .fn = fn, .opaque = opaque };
+  struct extent_merger merger = { .fn = fn, .opaque = opaque,
+                                  .split = split };
   unsigned runs;
 
   /* Decided once, on first use, as qemu does.  Two threads racing here
@@ -170,8 +227,8 @@ qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
       if (img->backing) {
         struct backing_walk walk = { .merger = &merger, .end = offset };
 
-        if (backing_block_status (img, run.bytes, offset, add_backing_extent,
-                                  &walk) == -1)
+        if (backing_block_status (img, run.bytes, offset, split,
+                                  add_backing_extent, &walk) == -1)
           return -1;
         if (walk.end < offset + run.bytes) {
           /* The backing chain stopped early: report up to there. */
@@ -181,19 +238,26 @@ qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
         }
         break;
       }
-      /* fall through */
+      /* No layer has these bytes. */
+      merger_add (&merger, offset, run.bytes, ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO,
+                  0);
+      break;
     case CLUSTER_ZERO_PLAIN:
     case CLUSTER_ZERO_ALLOC:
-      merger_add (&merger, offset, run.bytes, ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO);
+      merger_add (&merger, offset, run.bytes, ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO,
+                  1);
       break;
     case CLUSTER_NORMAL:
-      if (img->metadata_preallocated)
+      /* The file's holes change the flags only: no lseek for a walk
+       * that splits on the depth alone.
+       */
+      if (img->metadata_preallocated && (split & ZQ_STATUS_FLAGS))
         add_file_extents (img, &merger, offset, run.host_offset, run.bytes);
       else
-        merger_add (&merger, offset, run.bytes, 0);
+        merger_add (&merger, offset, run.bytes, 0, 1);
       break;
     case CLUSTER_COMPRESSED:
-      merger_add (&merger, offset, run.bytes, 0);
+      merger_add (&merger, offset, run.bytes, 0, 1);
       break;
     }
     offset += run.bytes;
@@ -202,4 +266,34 @@ qcow2_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
  out:
   merger_finish (&merger);
   return merger.stopped || count > 0 ? 1 : 0;
+}
+
+/* The last merge: the zoned walk reports zone by zone, and a zone's part
+ * past its write pointer, without a merger of its own.
+ */
+static int
+add_to_merger (void *opaque, uint64_t offset, uint64_t length, uint32_t flags,
+               uint32_t depth)
+{
+  struct extent_merger *m = opaque;
+
+  merger_add (m, offset, length, flags, depth);
+  return m->stopped ? -1 : 0;
+}
+
+int
+block_status_walk (struct zq_image *img, uint64_t count, uint64_t offset,
+                   unsigned split, zq_extent_depth_fn fn, void *opaque)
+{
+  struct extent_merger merger = { .fn = fn, .opaque = opaque,
+                                  .split = split };
+  int r;
+
+  r = img->zones
+    ? zone_block_status (img, count, offset, split, add_to_merger, &merger)
+    : qcow2_block_status (img, count, offset, split, add_to_merger, &merger);
+  if (r == -1)
+    return -1;
+  merger_finish (&merger);
+  return 0;
 }

@@ -35,10 +35,12 @@ check_zoned (struct checker *c)
   const struct qcow2_header *h = &c->f.h;
   bool bit = (h->incompatible_features & QCOW2_INCOMPAT_ZONED) != 0;
   struct zq_zone_geometry g;
-  uint64_t be_bad = 0, le_bad = 0, wp;
+  struct wp_order_vote vote = { 0 };
+  char notes[ZONE_QEMU_NOTES_MAX][ZONE_QEMU_NOTE_LEN];
+  uint64_t wp;
   enum zq_zone_cond cond;
   uint8_t *buf;
-  uint32_t i, n;
+  uint32_t i, n, k;
   char why[512];
   bool little_endian;
 
@@ -76,6 +78,9 @@ check_zoned (struct checker *c)
   if (((g.zonedmeta_offset + g.zonedmeta_size - 1) >> c->cluster_bits) >=
       c->nb_clusters)
     return 0;                   /* reported by check_inc_refs */
+  k = zone_geometry_qemu_notes (&g, notes);
+  for (i = 0; i < k; i++)
+    zq_warning ("%s: %s", c->f.filename, notes[i]);
 
   buf = malloc (WP_CHUNK * 8);
   if (buf == NULL) {
@@ -83,46 +88,37 @@ check_zoned (struct checker *c)
     return -1;
   }
 
-  /* First pass: does the table read better as the little-endian order of
-   * an early implementation?  The engine accepts that table (and rewrites
-   * it), so it is worth a warning, not an error.
+  /* First pass: the byte order, decided as the engine decides it.  The
+   * engine reads a little-endian table (and rewrites it), so that is
+   * worth a warning, not an error.
    */
   for (i = 0; i < g.nr_zones; i += n) {
-    uint32_t k;
-
-    n = g.nr_zones - i < WP_CHUNK ? g.nr_zones - i : WP_CHUNK;
-    if (read_wp_entries (c, &g, buf, i, n) == -1)
-      goto out;
-    for (k = 0; k < n; k++) {
-      uint64_t be = load_be64 (buf + k * 8);
-      uint64_t le = __builtin_bswap64 (be);
-      be_bad += !wp_entry_decode (&g, h->size, i + k, be, &wp, &cond,
-                                  why, sizeof why);
-      le_bad += !wp_entry_decode (&g, h->size, i + k, le, &wp, &cond,
-                                  why, sizeof why);
-    }
-  }
-  little_endian = be_bad == g.nr_zones && le_bad == 0;
-  if (little_endian) {
-    zq_warning ("%s: the write-pointer table is in little-endian byte "
-                "order (written by an early implementation); zqcow2 reads "
-                "it and rewrites it big-endian on the first write",
-                c->f.filename);
-    goto out;
-  }
-  if (be_bad == 0)
-    goto out;
-
-  for (i = 0; i < g.nr_zones; i += n) {
-    uint32_t k;
-
     n = g.nr_zones - i < WP_CHUNK ? g.nr_zones - i : WP_CHUNK;
     if (read_wp_entries (c, &g, buf, i, n) == -1)
       goto out;
     for (k = 0; k < n; k++)
-      if (!wp_entry_decode (&g, h->size, i + k, load_be64 (buf + k * 8),
-                            &wp, &cond, why, sizeof why))
+      wp_order_vote (&vote, &g, h->size, i + k, load_be64 (buf + k * 8));
+  }
+  little_endian = wp_order_is_little_endian (&vote);
+  if (little_endian)
+    zq_warning ("%s: the write-pointer table is in little-endian byte "
+                "order (as QEMU's zoned series writes it on x86); zqcow2 "
+                "reads it and rewrites it big-endian on the first write",
+                c->f.filename);
+
+  for (i = 0; i < g.nr_zones; i += n) {
+    n = g.nr_zones - i < WP_CHUNK ? g.nr_zones - i : WP_CHUNK;
+    if (read_wp_entries (c, &g, buf, i, n) == -1)
+      goto out;
+    for (k = 0; k < n; k++) {
+      uint64_t entry = load_be64 (buf + k * 8);
+
+      if (little_endian)
+        entry = __builtin_bswap64 (entry);
+      if (!wp_entry_decode (&g, h->size, i + k, entry, &wp, &cond,
+                            why, sizeof why))
         WP_ERROR ("ERROR: %s", why);
+    }
   }
  out:
   free (buf);

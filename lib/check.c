@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +26,6 @@
 #include "check-internal.h"
 #include "qcow2-format.h"
 #include "refcount.h"
-
-/* Incompatible features whose on-disk effects the check understands. */
-#define CHECK_KNOWN_INCOMPATIBLE \
-  (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
-   QCOW2_INCOMPAT_DATA_FILE | QCOW2_INCOMPAT_COMPRESSION | \
-   QCOW2_INCOMPAT_EXTL2 | QCOW2_INCOMPAT_ZONED)
 
 /* Counts one reference to every cluster of [offset, offset + size). */
 void
@@ -205,7 +200,7 @@ count_references (const char *filename, struct zq_check_result *result,
     return -1;
   h = &c->f.h;
 
-  unknown = h->incompatible_features & ~CHECK_KNOWN_INCOMPATIBLE;
+  unknown = h->incompatible_features & ~ZQ_KNOWN_INCOMPATIBLE;
   if (unknown) {
     header_describe_features (h, 0, unknown, names, sizeof names);
     zq_error ("%s: unknown incompatible feature(s): %s; the image cannot "
@@ -218,6 +213,18 @@ count_references (const char *filename, struct zq_check_result *result,
   c->cluster_size = c->f.cluster_size;
   c->cluster_bits = h->cluster_bits;
   c->nb_clusters = (c->f.file_size + c->cluster_size - 1) >> c->cluster_bits;
+  /* qemu-img check refuses the same (EFBIG, "File too large"): the
+   * per-cluster arrays would be absurd, and so would the walk.
+   */
+  if (c->nb_clusters > INT_MAX) {
+    zq_error ("%s: the file is %" PRIu64 " bytes, %" PRIu64 " clusters of "
+              "%" PRIu64 " bytes, more than the %d a check can count; the "
+              "image cannot be checked", filename, c->f.file_size,
+              c->nb_clusters, c->cluster_size, INT_MAX);
+    image_file_close (&c->f);
+    errno = EFBIG;
+    return -1;
+  }
   c->refblock_bits = c->cluster_bits + 3 - h->refcount_order;
   c->refcount_max = h->refcount_order == 6 ? UINT64_MAX
     : (UINT64_C (1) << (1u << h->refcount_order)) - 1;

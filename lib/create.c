@@ -163,10 +163,54 @@ plan_data_file (const struct zq_create_options *o, struct layout *lay)
   return 0;
 }
 
+/* The largest zone append QEMU's zoned series accepts for a capacity:
+ * max_append_bytes + 512 must stay below it.  For a capacity of 512 even
+ * 0 is refused (plan says so).
+ */
+static uint32_t
+max_append_for_capacity (uint64_t capacity)
+{
+  uint64_t limit = DEFAULT_MAX_APPEND_BYTES;
+
+  if (capacity <= 512)
+    return 0;
+  if (limit + 512 >= capacity)
+    limit = (capacity - 513) & ~UINT64_C (511);
+  return limit;
+}
+
+void
+zq_create_defaults (struct zq_create_options *o)
+{
+  uint64_t size = (o->size + 511) & ~UINT64_C (511), nr_zones;
+
+  if (o->cluster_size == 0)
+    o->cluster_size = DEFAULT_CLUSTER_SIZE;
+  if (o->refcount_bits == 0)
+    o->refcount_bits = DEFAULT_REFCOUNT_BITS;
+  if (!o->zoned)
+    return;
+  if (o->zone_size == 0)
+    o->zone_size = DEFAULT_ZONE_SIZE;
+  if (o->zone_capacity == 0)
+    o->zone_capacity = o->zone_size;
+  if (o->max_append_bytes == 0)
+    o->max_append_bytes = max_append_for_capacity (o->zone_capacity);
+  /* An open limit alone reads as "no limit" to QEMU's series, which
+   * clamps it to the active limit without a zero test: state the same
+   * behaviour in both fields.
+   */
+  nr_zones = size / o->zone_size + (size % o->zone_size != 0);
+  if (o->max_open_zones && o->max_active_zones == 0 &&
+      nr_zones > o->conventional_zones && nr_zones <= UINT32_MAX)
+    o->max_active_zones = nr_zones - o->conventional_zones;
+}
+
 /* Checks the options and computes the layout.  Touches no file. */
 static int
-plan (const struct zq_create_options *o, struct layout *lay)
+plan (const struct zq_create_options *given, struct layout *lay)
 {
+  struct zq_create_options filled = *given, *o = &filled;
   const char *fn = o->filename;
   uint64_t cs, l2_coverage, l1_bytes, refs_per_block, fixed, total;
   uint64_t nr_refblocks, reftable_clusters, next;
@@ -174,16 +218,25 @@ plan (const struct zq_create_options *o, struct layout *lay)
 
   memset (lay, 0, sizeof *lay);
 
-  cs = o->cluster_size ? o->cluster_size : DEFAULT_CLUSTER_SIZE;
+  /* The zone options are judged as given: "not zoned" with any of them
+   * is refused before the defaults fill them in.
+   */
+  if (!o->zoned &&
+      (o->zone_size || o->zone_capacity || o->conventional_zones ||
+       o->max_open_zones || o->max_active_zones || o->max_append_bytes ||
+       o->allow_short_last_zone))
+    return refuse (fn, "%s", "zone options were given but the image is "
+                   "not zoned (zone.mode=host-managed)");
+  zq_create_defaults (o);
+
+  cs = o->cluster_size;
   if (!is_power_of_two (cs) || cs < 512 || cs > 2 * 1024 * 1024)
     return refuse (fn, "cluster_size %" PRIu64 " is not a power of two "
                    "between 512 and 2M", cs);
   lay->cluster_size = cs;
   lay->cluster_bits = log2_exact (cs);
 
-  if (o->refcount_bits == 0)
-    lay->refcount_order = log2_exact (DEFAULT_REFCOUNT_BITS);
-  else if (!is_power_of_two (o->refcount_bits) || o->refcount_bits > 64)
+  if (!is_power_of_two (o->refcount_bits) || o->refcount_bits > 64)
     return refuse (fn, "refcount_bits %u is not a power of two between "
                    "1 and 64", o->refcount_bits);
   else
@@ -208,38 +261,44 @@ plan (const struct zq_create_options *o, struct layout *lay)
   lay->l1_size = l1_bytes / 8;
   lay->l1_clusters = div_round_up (l1_bytes, cs);
 
-  if (!o->zoned) {
-    if (o->zone_size || o->zone_capacity || o->conventional_zones ||
-        o->max_open_zones || o->max_active_zones || o->max_append_bytes ||
-        o->allow_short_last_zone)
-      return refuse (fn, "%s", "zone options were given but the image is "
-                     "not zoned (zone.mode=host-managed)");
-  }
-  else {
+  if (o->zoned) {
     struct zq_zone_geometry *g = &lay->geometry;
+    char notes[ZONE_QEMU_NOTES_MAX][ZONE_QEMU_NOTE_LEN];
     uint64_t nr_zones;
 
     lay->zoned = true;
     g->zone_model = ZONE_MODEL_HOST_MANAGED;
-    g->zone_size = o->zone_size ? o->zone_size : DEFAULT_ZONE_SIZE;
-    g->zone_capacity = o->zone_capacity ? o->zone_capacity : g->zone_size;
+    g->zone_size = o->zone_size;
+    g->zone_capacity = o->zone_capacity;
     g->conventional_zones = o->conventional_zones;
     g->max_open_zones = o->max_open_zones;
     g->max_active_zones = o->max_active_zones;
-    g->max_append_bytes = o->max_append_bytes ? o->max_append_bytes
-                                              : DEFAULT_MAX_APPEND_BYTES;
+    g->max_append_bytes = o->max_append_bytes;
     /* nr_zones and the table are derived here; zone_geometry_check then
      * judges the whole geometry with the same rules as opening (a zone
-     * count that does not fit in 32 bits included).
+     * count above the format's limit included).  The table takes whole
+     * clusters, but zonedmeta_size says exactly how many bytes of them
+     * it uses: QEMU's series reads that many into 8 x nr_zones bytes.
      */
     nr_zones = g->zone_size ? div_round_up (lay->size, g->zone_size) : 0;
     g->nr_zones = nr_zones > UINT32_MAX ? UINT32_MAX : nr_zones;
-    lay->wp_clusters = div_round_up ((uint64_t) g->nr_zones * 8, cs);
-    g->zonedmeta_size = lay->wp_clusters * cs;
+    g->zonedmeta_size = (uint64_t) g->nr_zones * 8;
+    lay->wp_clusters = div_round_up (g->zonedmeta_size, cs);
     g->zonedmeta_offset = cs;   /* placeholder, placed below */
     if (zone_geometry_check (g, lay->size, cs, o->allow_short_last_zone,
                              why, sizeof why) == -1)
       return refuse (fn, "%s", why);
+    /* Whatever QEMU's series would refuse or read differently, create
+     * does not write.  The defaults lead here only for a capacity of
+     * 512; otherwise an explicit max_append_bytes does.
+     */
+    if (given->max_append_bytes == 0 && g->zone_capacity <= 512)
+      return refuse (fn, "zone_capacity %" PRIu64 " leaves no valid "
+                     "max_append_bytes: QEMU's zoned qcow2 series needs "
+                     "max_append_bytes + 512 below zone_capacity",
+                     g->zone_capacity);
+    if (zone_geometry_qemu_notes (g, notes) > 0)
+      return refuse (fn, "%s", notes[0]);
   }
 
   if (plan_data_file (o, lay) == -1)

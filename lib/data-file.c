@@ -75,8 +75,8 @@ data_file_zero (struct zq_image *img, uint64_t count, uint64_t offset)
   for (done = 0; done < count; ) {
     uint64_t len = count - done < ZQ_ZERO_BYTES ? count - done
                                                 : ZQ_ZERO_BYTES;
-    if (full_pwrite (img->data_fd, zq_zero_cluster, len,
-                     offset + done) == -1) {
+    if (image_pwrite (img, img->data_fd, META_NONE, zq_zero_cluster, len,
+                      offset + done) == -1) {
       int saved_errno = errno;
       zq_error ("%s: writing zeroes at 0x%" PRIx64 " of the data file %s: "
                 "%m", img->filename, offset + done, img->data_filename);

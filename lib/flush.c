@@ -100,6 +100,18 @@ sync_file_unlocked (struct zq_image *img)
   return r;
 }
 
+int
+sync_file_nolock (struct zq_image *img)
+{
+  int r;
+
+  pthread_mutex_lock (&img->meta_lock);
+  img->unsynced_writes = true;
+  r = sync_file_unlocked (img);
+  pthread_mutex_unlock (&img->meta_lock);
+  return r;
+}
+
 void
 queue_free (struct zq_image *img, uint64_t host_offset, uint64_t nr_clusters)
 {
@@ -140,6 +152,16 @@ queue_free_compressed (struct zq_image *img, uint64_t entry)
   first = offset >> img->cluster_bits;
   last = (offset + size - 1) >> img->cluster_bits;
   queue_free (img, first << img->cluster_bits, last - first + 1);
+}
+
+void
+queue_free_entry (struct zq_image *img, bool compressed, uint64_t entry,
+                  uint64_t host)
+{
+  if (compressed)
+    queue_free_compressed (img, entry);
+  else
+    queue_free (img, host, 1);
 }
 
 /* The frees queued so far are this flush's to apply: the tables that
@@ -217,9 +239,10 @@ write_l1_entries (struct zq_image *img)
    */
   for (i = first; i < end; i++) {
     store_be64 (entry, img->l1_flushing[i]);
-    if (full_pwrite (img->fd, entry, 8,
-                     img->header.l1_table_offset + (uint64_t) i * 8) == -1) {
-      zq_error ("%s: writing L1 entry %" PRIu32 ": %m", img->filename, i);
+    if (image_pwrite (img, img->fd, META_L1, entry, 8,
+                      img->header.l1_table_offset + (uint64_t) i * 8) == -1) {
+      if (!write_refused (img))
+        zq_error ("%s: writing L1 entry %" PRIu32 ": %m", img->filename, i);
       errno = EIO;
       return -1;
     }

@@ -101,7 +101,14 @@ parse_extensions (struct qcow2_header *h, const uint8_t *buf, size_t len,
       if (h->data_file_name == NULL)
         REFUSE (ENOMEM, "out of memory reading the data file name");
       break;
-    case QCOW2_EXT_BITMAPS: h->has_bitmaps = true; break;
+    case QCOW2_EXT_BITMAPS:
+      h->has_bitmaps = true;
+      if (ext_len >= 24) {
+        h->nb_bitmaps = load_be32 (buf + pos + 8);
+        h->bitmap_directory_size = load_be64 (buf + pos + 8 + 8);
+        h->bitmap_directory_offset = load_be64 (buf + pos + 8 + 16);
+      }
+      break;
     case QCOW2_EXT_CRYPTO: h->has_crypto = true; break;
     case QCOW2_EXT_ZONED:
       h->has_zoned = true;

@@ -49,6 +49,10 @@ struct qcow2_header {
   bool has_data_file;
   char *data_file_name;         /* the extension's name, NUL added */
   bool has_bitmaps;
+  /* The bitmaps extension's directory (0 when shorter than 24 bytes). */
+  uint32_t nb_bitmaps;
+  uint64_t bitmap_directory_size;
+  uint64_t bitmap_directory_offset;
   bool has_crypto;
   bool has_zoned;
   /* The zoned extension's payload (its first 56 bytes; longer payloads
@@ -79,9 +83,13 @@ void header_free (struct qcow2_header *h);
 void header_describe_features (const struct qcow2_header *h, uint8_t type,
                                uint64_t mask, char *out, size_t out_len);
 
-/* Incompatible features this engine can serve, for reading and writing. */
+/* Incompatible features the engine understands: it serves them (bit 1,
+ * corrupt, only read-only; bit 0, dirty, after a repair) and the check
+ * reads their on-disk effects.  Any other bit refuses the image.
+ */
 #define ZQ_KNOWN_INCOMPATIBLE \
   (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
-   QCOW2_INCOMPAT_COMPRESSION | QCOW2_INCOMPAT_ZONED)
+   QCOW2_INCOMPAT_DATA_FILE | QCOW2_INCOMPAT_COMPRESSION | \
+   QCOW2_INCOMPAT_EXTL2 | QCOW2_INCOMPAT_ZONED)
 
 #endif /* ZQ_HEADER_H */

@@ -30,9 +30,7 @@ check_features (struct zq_image *img)
   uint64_t unknown;
   char names[512];
 
-  unknown = h->incompatible_features & ~(ZQ_KNOWN_INCOMPATIBLE |
-                                         QCOW2_INCOMPAT_DATA_FILE |
-                                         QCOW2_INCOMPAT_EXTL2);
+  unknown = h->incompatible_features & ~ZQ_KNOWN_INCOMPATIBLE;
   if (unknown) {
     header_describe_features (h, 0, unknown, names, sizeof names);
     return refuse (img, ENOTSUP, "unknown incompatible feature(s): %s; "
@@ -156,6 +154,8 @@ setup_caches (struct zq_image *img, uint64_t l2_cache_bytes)
                                        img->cluster_size);
   if (img->l2_cache == NULL || img->refblock_cache == NULL)
     return refuse (img, ENOMEM, "%s", "out of memory for the metadata caches");
+  metacache_set_kind (img->l2_cache, META_L2);
+  metacache_set_kind (img->refblock_cache, META_REFCOUNT_BLOCK);
   metacache_set_dependency (img->l2_cache, img->refblock_cache);
   return 0;
 }
@@ -180,7 +180,8 @@ clear_autoclear_bits (struct zq_image *img)
   store_be64 (field, kept);
   if (bitmaps_collect (img, &bitmap_refs, &bitmap_clusters) == -1)
     return -1;
-  if (full_pwrite (img->fd, field, 8, QH_AUTOCLEAR_FEATURES) == -1 ||
+  if (image_pwrite (img, img->fd, META_HEADER, field, 8,
+                    QH_AUTOCLEAR_FEATURES) == -1 ||
       sync_file (img) == -1) {
     free (bitmap_refs);
     return refuse (img, EIO, "clearing the autoclear feature bits: %s",
@@ -189,6 +190,10 @@ clear_autoclear_bits (struct zq_image *img)
   zq_debug ("%s: cleared autoclear feature bits 0x%" PRIx64,
             img->filename, img->header.autoclear_features & ~kept);
   img->header.autoclear_features = kept;
+  if (img->header.nb_bitmaps > 0)
+    overlap_remove (img, META_BITMAP_DIRECTORY,
+                    img->header.bitmap_directory_offset,
+                    img->header.bitmap_directory_size);
   r = bitmap_refs ? bitmaps_release (img, bitmap_refs, bitmap_clusters) : 0;
   free (bitmap_refs);
   return r;
@@ -260,6 +265,7 @@ static void
 free_image (struct zq_image *img)
 {
   backing_free (img->backing);
+  overlap_free (img->overlap);
   zones_free (img->zones);
   metacache_free (img->l2_cache);
   metacache_free (img->refblock_cache);
@@ -376,6 +382,11 @@ image_open (const struct zq_open_options *options,
             "zoned image");
     goto fail;
   }
+  /* Before anything is written: the repair and the autoclear bits go
+   * through the overlap check too.
+   */
+  if (overlap_build (img, st.st_size) == -1)
+    goto fail;
   chain = (struct open_chain) {
     .dev = st.st_dev, .ino = st.st_ino,
     .depth = above ? above->depth + 1 : 0, .above = above,
@@ -422,6 +433,7 @@ zq_close (struct zq_image *img)
       pthread_mutex_unlock (&img->meta_lock);
     }
   }
+  refusal_log_flush (img);
   range_lock_destroy (&img->ranges);
   pthread_mutex_destroy (&img->meta_lock);
   pthread_mutex_destroy (&img->flush_lock);
@@ -432,6 +444,29 @@ zq_close (struct zq_image *img)
 const char *zq_filename (const struct zq_image *img) { return img->filename; }
 uint64_t zq_virtual_size (const struct zq_image *img) { return img->virtual_size; }
 uint32_t zq_cluster_size (const struct zq_image *img) { return img->cluster_size; }
+
+/* Any request size and alignment works on a plain image; a zoned image
+ * has 512-byte logical blocks.  Whole clusters avoid read-modify-write;
+ * cluster sizes are powers of two, as NBD requires of the preferred
+ * size.  NBD clients do well with at least 4 KiB, and nbdkit accepts at
+ * most 32 MiB.
+ */
+#define MIN_PREFERRED_BLOCK (UINT32_C (4) << 10)
+#define MAX_PREFERRED_BLOCK (UINT32_C (32) << 20)
+
+void
+zq_block_limits (const struct zq_image *img, struct zq_block_limits *limits)
+{
+  uint32_t preferred = img->cluster_size;
+
+  if (preferred < MIN_PREFERRED_BLOCK)
+    preferred = MIN_PREFERRED_BLOCK;
+  if (preferred > MAX_PREFERRED_BLOCK)
+    preferred = MAX_PREFERRED_BLOCK;
+  limits->minimum = img->zones ? ZQ_ZONED_BLOCK_SIZE : 1;
+  limits->preferred = preferred;
+  limits->maximum = UINT32_MAX;
+}
 bool zq_is_readonly (const struct zq_image *img) { return img->readonly; }
 int zq_qcow2_version (const struct zq_image *img) { return img->header.version; }
 const char *zq_backing_filename (const struct zq_image *img) { return backing_filename (img); }

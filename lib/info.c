@@ -58,10 +58,16 @@ zq_info (const char *filename, struct zq_info *info)
   if ((h->incompatible_features & QCOW2_INCOMPAT_ZONED) && h->has_zoned &&
       zoned_ext_parse (h->zoned_payload, h->zoned_payload_len,
                        &info->geometry, why, sizeof why) == 0) {
+    char notes[ZONE_QEMU_NOTES_MAX][ZONE_QEMU_NOTE_LEN];
+    unsigned i, n;
+
     info->zoned = true;
     if (zone_geometry_check (&info->geometry, h->size, f.cluster_size,
                              true, why, sizeof why) == -1)
       zq_warning ("%s: invalid zoned geometry: %s", filename, why);
+    n = zone_geometry_qemu_notes (&info->geometry, notes);
+    for (i = 0; i < n; i++)
+      zq_warning ("%s: %s", filename, notes[i]);
   }
   else if ((h->incompatible_features & QCOW2_INCOMPAT_ZONED) ||
            h->has_zoned)

@@ -1,14 +1,38 @@
 /* The engine's internal state, shared by the files of lib/.
  *
- * Locking: img->meta_lock protects every piece of metadata below it (the
- * L1 table, the refcount table, both caches, the pending frees).  It is
- * never held across guest data I/O.  Guest data I/O is ordered by the
- * range lock instead: a request locks the clusters it touches, so two
- * requests on different clusters run in parallel.
+ * Locks, and what each guards:
+ *   zones->wp_write_lock  every write of write-pointer entries, from a
+ *                         flush taking the pointers to writing them and
+ *                         from a reset deciding whether its pointer is
+ *                         on disk to making it durable (zones.c), so an
+ *                         older pointer never lands after a newer one;
+ *   img->ranges           (the range lock) the guest clusters a request
+ *                         reads or writes, held across its data I/O;
+ *   img->flush_lock       one flush at a time (flush.c);
+ *   img->meta_lock        every piece of metadata below: L1 and refcount
+ *                         tables, both caches, pending frees, the sync
+ *                         epochs and unsynced mark; never held across
+ *                         guest data I/O;
+ *   zones->lock           zone states, write pointers and the requests
+ *                         queued and in flight per zone; never held
+ *                         across I/O;
+ *   refusal_lock          (refusal-log.c) every image's count of logged
+ *                         refusals.
  *
- * img->flush_lock serializes flushes (flush.c).  It is taken before
- * meta_lock, never while holding it; a flush drops meta_lock around its
- * fdatasyncs.
+ * Order: wp_write_lock -> flush_lock -> meta_lock, and range lock ->
+ * meta_lock; wp_write_lock -> zones->lock.  wp_write_lock and flush_lock
+ * are never taken under a range lock, nor the range lock under either
+ * (a reset persists its pointer, then trims); only refusal_lock is
+ * taken under zones->lock, and only the overlap set's lock (overlap.c,
+ * a leaf: changes to the set take it, its checks take no lock) under
+ * meta_lock; nothing under refusal_lock (a backing file's own locks are
+ * taken under this image's range lock only).
+ *
+ * Syncs: flushes and write-pointer writes fdatasync without meta_lock
+ * (sync_file_unlocked, sync_file_nolock), so L2 lookups go on meanwhile.
+ * A dirty L2 table evicted from the cache, a grown refcount table,
+ * marking the image corrupt (once, overlap.c) and open/close still sync
+ * with meta_lock held.
  */
 #ifndef ZQ_INTERNAL_H
 #define ZQ_INTERNAL_H
@@ -21,6 +45,7 @@
 #include "zqcow2.h"
 #include "header.h"
 #include "metacache.h"
+#include "overlap.h"
 #include "range-lock.h"
 #include "zones.h"
 
@@ -40,6 +65,14 @@ enum cluster_type {
 struct pending_free {
   uint64_t first_cluster;
   uint64_t nr_clusters;
+};
+
+/* refusal-log.c: how many refused requests were logged, and when. */
+struct refusal_rate {
+  uint64_t second;              /* the monotonic second of `logged` */
+  uint32_t logged;              /* logged as errors in that second */
+  uint64_t suppressed;          /* logged at debug level since the last
+                                   refusal logged as an error */
 };
 
 struct zq_image {
@@ -132,6 +165,13 @@ struct zq_image {
    */
   bool metadata_preallocated;
   bool metadata_preallocation_checked;
+  uint64_t preallocation_scan_steps;    /* atomic; tests read it */
+
+  /* Which host clusters hold metadata (overlap.c), and whether the image
+   * was found corrupt: then no more writes reach the file.
+   */
+  struct overlap_set *overlap;
+  bool corrupt;                 /* atomic */
 
   /* Zones, on images with the zoned format; NULL otherwise. */
   struct zone_set *zones;
@@ -140,6 +180,8 @@ struct zq_image {
    * read as zeroes.
    */
   struct zq_backing *backing;
+
+  struct refusal_rate refusals;
 };
 
 /* Whether a cluster of this type reads as zeroes without looking at any
@@ -198,9 +240,12 @@ reads_as_zero_at (const struct zq_image *img, enum cluster_type type,
   return cluster_reads_as_zero (img, type) ||
          (type == CLUSTER_UNALLOCATED && !backing_reaches (img, offset));
 }
-/* Block status of the backing chain, as qcow2_block_status returns it. */
+/* Block status of the backing chain, as qcow2_block_status returns it,
+ * depths counted from the backing file (1 = the backing file itself).
+ */
 int backing_block_status (struct zq_image *img, uint64_t count,
-                          uint64_t offset, zq_extent_fn fn, void *opaque);
+                          uint64_t offset, unsigned split,
+                          zq_extent_depth_fn fn, void *opaque);
 
 static inline bool
 has_data_file (const struct zq_image *img)
@@ -229,6 +274,10 @@ void zq_log (enum zq_log_level level, const char *fs, ...)
 /* An error about a file: "FILE: message". */
 void zq_file_error (const char *filename, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
+/* refusal-log.c: logs the count of refusals zq_log_refusal sent to the
+ * debug level and not yet reported (at close).
+ */
+void refusal_log_flush (struct zq_image *img);
 /* The same, then fails with err: "return zq_refuse (...);". */
 int zq_refuse (const char *filename, int err, const char *fs, ...)
   __attribute__ ((format (printf, 3, 4)));
@@ -238,6 +287,25 @@ int zq_refuse (const char *filename, int err, const char *fs, ...)
  */
 int full_pread (int fd, void *buf, size_t count, uint64_t offset);
 int full_pwrite (int fd, const void *buf, size_t count, uint64_t offset);
+
+/* image-write.c: every write to an open image's file or data file goes
+ * through one of these.  `kind` says what the write holds; a write to the
+ * image file that would overlap other metadata fails with EIO and marks
+ * the image corrupt (overlap.h).  Short writes and EINTR are retried.
+ */
+struct iovec;
+/* Whether writes fail because the image was found corrupt (the finding
+ * was logged once; callers need not log each failed write).
+ */
+static inline bool
+write_refused (struct zq_image *img)
+{
+  return __atomic_load_n (&img->corrupt, __ATOMIC_ACQUIRE);
+}
+int image_pwrite (struct zq_image *img, int fd, enum meta_kind kind,
+                  const void *buf, size_t count, uint64_t offset);
+int image_pwritev (struct zq_image *img, int fd, enum meta_kind kind,
+                   struct iovec *iov, int iovcnt, uint64_t offset);
 
 /* A cluster-sized buffer of zeroes, shared read-only (2 MiB). */
 #define ZQ_ZERO_BYTES (1u << 21)
@@ -294,11 +362,19 @@ int qcow2_write (struct zq_image *img, const void *buf, uint64_t count,
 int qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
                 unsigned flags);
 int qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset);
-/* Returns 0 when the whole range was reported, 1 when fn asked to stop
- * or the walk ended early (the client asks again for the rest).
+/* Extents with flags and depth (zq_block_status_depth), merged where
+ * they agree in what `split` names.  Returns 0 when the whole range was
+ * reported, 1 when fn asked to stop or the walk ended early (the client
+ * asks again for the rest).
  */
 int qcow2_block_status (struct zq_image *img, uint64_t count,
-                        uint64_t offset, zq_extent_fn fn, void *opaque);
+                        uint64_t offset, unsigned split,
+                        zq_extent_depth_fn fn, void *opaque);
+/* zq_block_status_depth after its checks: the zoned or the plain walk,
+ * merged once more at the end (zones meet only there).  0 or -1.
+ */
+int block_status_walk (struct zq_image *img, uint64_t count, uint64_t offset,
+                       unsigned split, zq_extent_depth_fn fn, void *opaque);
 
 /* io-read.c: fills buf with run->bytes of a mapped run. */
 struct map_run;
@@ -334,6 +410,12 @@ int flush_image (struct zq_image *img);
 int flush_range (struct zq_image *img, uint64_t count, uint64_t offset);
 /* fdatasync of the data file and the image, meta_lock held. */
 int sync_file (struct zq_image *img);
+/* The same for a caller that holds no meta_lock and has written to the
+ * image without it (the write-pointer table): meta_lock is taken only
+ * to account for the sync, never across it.  What the caller wrote is
+ * durable once it returns 0.
+ */
+int sync_file_nolock (struct zq_image *img);
 
 /* Whether written metadata or data may not be durable yet. */
 static inline bool
@@ -350,6 +432,11 @@ void queue_free (struct zq_image *img, uint64_t host_offset,
  * compressed cluster whose data touches it).
  */
 void queue_free_compressed (struct zq_image *img, uint64_t entry);
+/* Queues the release of what an L2 entry that stops mapping held: its
+ * compressed data, or else its host cluster at `host`.
+ */
+void queue_free_entry (struct zq_image *img, bool compressed,
+                       uint64_t entry, uint64_t host);
 
 /* check.c: every host cluster's references, rebuilt from the metadata
  * as zq_check counts them; *references (malloc'd, *nb_clusters entries,

@@ -72,30 +72,6 @@ old_content (struct zq_image *img, const struct map_run *run,
   return 0;
 }
 
-static int
-full_pwritev (int fd, struct iovec *iov, int iovcnt, uint64_t offset)
-{
-  while (iovcnt > 0) {
-    ssize_t r = pwritev (fd, iov, iovcnt, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    offset += r;
-    while (iovcnt > 0 && (size_t) r >= iov->iov_len) {
-      r -= iov->iov_len;
-      iov++;
-      iovcnt--;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = (uint8_t *) iov->iov_base + r;
-      iov->iov_len -= r;
-    }
-  }
-  return 0;
-}
-
 /* Points the L2 entries of the clusters from guest `offset` at `nr`
  * consecutive host clusters from `host`, and queues the old host clusters
  * (if they are not the ones being reused) for release.  meta_lock held.
@@ -117,10 +93,8 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
 
     if (!reused &&
         map_decode_entry (img, offset, old, &old_type, &old_host) == 0) {
-      if (old_type == CLUSTER_COMPRESSED)
-        queue_free_compressed (img, old);
-      else if (old_host != 0)
-        queue_free (img, old_host, 1);
+      if (old_type == CLUSTER_COMPRESSED || old_host != 0)
+        queue_free_entry (img, old_type == CLUSTER_COMPRESSED, old, old_host);
     }
     store_be64 (slot, (host + (i << img->cluster_bits)) | QCOW2_OFLAG_COPIED);
   }
@@ -219,10 +193,12 @@ allocating_write (struct zq_image *img, const struct map_run *run,
   write_at = host;
   if (fresh)
     skip_zero_head (iov, &iovcnt, &write_at, in_cluster);
-  if (full_pwritev (img->data_fd, iov, iovcnt, write_at) == -1) {
+  if (image_pwritev (img, img->data_fd, META_NONE, iov, iovcnt,
+                     write_at) == -1) {
     int saved_errno = errno;
-    zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
-              PRIx64 ": %m", img->filename, offset, host + in_cluster);
+    if (!write_refused (img))
+      zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
+                PRIx64 ": %m", img->filename, offset, host + in_cluster);
     errno = saved_errno == ENOSPC ? ENOSPC : EIO;
     goto fail_free;
   }
@@ -260,12 +236,13 @@ write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
       return -1;
 
     if (run.type == CLUSTER_NORMAL && run.copied) {
-      if (full_pwrite (img->data_fd, buf, run.bytes,
-                       run.host_offset) == -1) {
+      if (image_pwrite (img, img->data_fd, META_NONE, buf, run.bytes,
+                        run.host_offset) == -1) {
         int saved_errno = errno;
-        zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset "
-                  "0x%" PRIx64 ": %m", img->filename, offset,
-                  run.host_offset);
+        if (!write_refused (img))
+          zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset "
+                    "0x%" PRIx64 ": %m", img->filename, offset,
+                    run.host_offset);
         errno = saved_errno == ENOSPC ? ENOSPC : EIO;
         return -1;
       }

@@ -166,10 +166,8 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
       store_be64 (table + (index + i) * 8, new_entry);
       metacache_mark_dirty (img->l2_cache, table);
       img->unsynced_writes = true;
-      if (release && type == CLUSTER_COMPRESSED)
-        queue_free_compressed (img, entry);
-      else if (release)
-        queue_free (img, host, 1);
+      if (release)
+        queue_free_entry (img, type == CLUSTER_COMPRESSED, entry, host);
     }
     pthread_mutex_unlock (&img->meta_lock);
     done = i > 0 ? i << img->cluster_bits : chunk;

@@ -72,7 +72,9 @@ l2_copy_on_write (struct zq_image *img, uint64_t l1_index,
   }
   if (refcount_alloc (img, 1, &new_offset, &got) == -1)
     goto fail;
-  if (metacache_get_new (img->l2_cache, new_offset, &new_table) == -1) {
+  if (overlap_add (img, META_L2, new_offset, img->cluster_size) == -1 ||
+      metacache_get_new (img->l2_cache, new_offset, &new_table) == -1) {
+    overlap_remove (img, META_L2, new_offset, img->cluster_size);
     refcount_update (img, new_offset >> img->cluster_bits, -1);
     goto fail;
   }
@@ -82,6 +84,10 @@ l2_copy_on_write (struct zq_image *img, uint64_t l1_index,
 
   img->l1_table[l1_index] = new_offset | QCOW2_OFLAG_COPIED;
   l1_mark_dirty (img, l1_index, l1_index + 1);
+  /* The snapshot's table now, which QEMU's overlap checks do not guard
+   * by default either.
+   */
+  overlap_remove (img, META_L2, old_offset, img->cluster_size);
   queue_free (img, old_offset, 1);
   zq_debug ("%s: L2 table %" PRIu64 " shared with a snapshot: copied from "
             "0x%" PRIx64 " to 0x%" PRIx64, img->filename, l1_index,

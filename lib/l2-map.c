@@ -26,13 +26,21 @@ map_decode_entry (struct zq_image *img, uint64_t guest_offset,
   }
   host = entry & QCOW2_L2E_OFFSET_MASK;
   zero = img->header.version >= 3 && (entry & QCOW2_OFLAG_ZERO);
-  if ((host & (img->cluster_size - 1)) != 0) {
-    zq_error ("%s: L2 entry for guest offset 0x%" PRIx64 " points at "
-              "unaligned host offset 0x%" PRIx64 " (corrupt image)",
-              img->filename, guest_offset, host);
-    errno = EIO;
-    return -1;
-  }
+  if ((host & (img->cluster_size - 1)) != 0)
+    return image_corrupt (img, "L2 entry for guest offset 0x%" PRIx64
+                          " points at unaligned host offset 0x%" PRIx64,
+                          guest_offset, host);
+  /* Past every cluster the file has or this process allocated: a write
+   * there would grow the file to follow a corrupt entry.  (A data file's
+   * offsets are guest offsets, bounded by the virtual size.)
+   */
+  if (!has_data_file (img) && host != 0 &&
+      (host >> img->cluster_bits) >= img->alloc_end)
+    return image_corrupt (img, "L2 entry for guest offset 0x%" PRIx64
+                          " points at host offset 0x%" PRIx64 ", beyond "
+                          "the end of the file (0x%" PRIx64 ")",
+                          guest_offset, host,
+                          img->alloc_end << img->cluster_bits);
   if (zero)
     *type = host ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
   else
@@ -61,11 +69,18 @@ l1_entry_offset (struct zq_image *img, uint64_t offset, uint64_t *l2_offset,
     return -1;
   }
   l2_off = img->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
-  if ((l2_off & (img->cluster_size - 1)) != 0) {
-    zq_error ("%s: L1 entry %" PRIu64 " points at unaligned offset 0x%"
-              PRIx64 " (corrupt image)", img->filename, i, l2_off);
-    errno = EIO;
-    return -1;
+  if ((l2_off & (img->cluster_size - 1)) != 0)
+    return image_corrupt (img, "L1 entry %" PRIu64 " points at unaligned "
+                          "offset 0x%" PRIx64, i, l2_off);
+  /* Every L2 table the L1 table may use was recorded at open or when it
+   * was allocated: one beyond the end of the file, or on other metadata,
+   * is not followed (its writeback would grow the file or destroy that).
+   */
+  if (l2_off != 0 && !overlap_l1_entry_valid (img, i)) {
+    char where[64];
+    return image_corrupt (img, "L1 entry %" PRIu64 " points at 0x%" PRIx64
+                          ", %s, not at an L2 table", i, l2_off,
+                          overlap_where (img, l2_off, where, sizeof where));
   }
   *l2_offset = l2_off;
   *l1_index = i;
@@ -202,7 +217,9 @@ map_l2_for_update (struct zq_image *img, uint64_t offset,
    */
   if (refcount_alloc (img, 1, &l2_offset, &got) == -1)
     return -1;
-  if (metacache_get_new (img->l2_cache, l2_offset, l2_table) == -1) {
+  if (overlap_add (img, META_L2, l2_offset, img->cluster_size) == -1 ||
+      metacache_get_new (img->l2_cache, l2_offset, l2_table) == -1) {
+    overlap_remove (img, META_L2, l2_offset, img->cluster_size);
     refcount_update (img, l2_offset >> img->cluster_bits, -1);
     return -1;
   }

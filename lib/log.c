@@ -127,9 +127,9 @@ check_request (struct zq_image *img, const char *what,
                uint64_t count, uint64_t offset)
 {
   if (offset > img->virtual_size || count > img->virtual_size - offset) {
-    zq_error ("%s: %s at offset %" PRIu64 " length %" PRIu64
-              " is past the end of the image (%" PRIu64 " bytes)",
-              img->filename, what, offset, count, img->virtual_size);
+    zq_log_refusal (img, "%s: %s at offset %" PRIu64 " length %" PRIu64
+                    " is past the end of the image (%" PRIu64 " bytes)",
+                    img->filename, what, offset, count, img->virtual_size);
     errno = EINVAL;
     return -1;
   }

@@ -34,6 +34,7 @@ struct snapshot {
 struct metacache {
   struct zq_image *img;
   const char *what;
+  enum meta_kind kind;          /* of its tables, for image_pwrite */
   uint32_t nr_slots, table_size;
   uint8_t *tables;              /* nr_slots tables of table_size bytes */
   struct slot *slots;
@@ -186,6 +187,12 @@ metacache_free (struct metacache *c)
 }
 
 void
+metacache_set_kind (struct metacache *c, enum meta_kind kind)
+{
+  c->kind = kind;
+}
+
+void
 metacache_set_dependency (struct metacache *c, struct metacache *depends_on)
 {
   c->depends_on = depends_on;
@@ -211,10 +218,12 @@ prepare_write (struct metacache *c)
 static int
 pwrite_table (struct metacache *c, const uint8_t *table, uint64_t offset)
 {
-  if (full_pwrite (c->img->fd, table, c->table_size, offset) == -1) {
+  if (image_pwrite (c->img, c->img->fd, c->kind, table, c->table_size,
+                    offset) == -1) {
     int saved_errno = errno;
-    zq_error ("%s: writing the %s at offset 0x%" PRIx64 ": %m",
-              c->img->filename, c->what, offset);
+    if (!write_refused (c->img))
+      zq_error ("%s: writing the %s at offset 0x%" PRIx64 ": %m",
+                c->img->filename, c->what, offset);
     errno = saved_errno == ENOSPC ? ENOSPC : EIO;
     return -1;
   }

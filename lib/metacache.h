@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "overlap.h"
+
 struct zq_image;
 struct metacache;
 
@@ -23,6 +25,11 @@ struct metacache;
 struct metacache *metacache_new (struct zq_image *img, const char *what,
                                  uint32_t nr_slots, uint32_t table_size);
 void metacache_free (struct metacache *c);
+
+/* What the tables are, for the overlap check of their writes (overlap.h);
+ * META_NONE until set.
+ */
+void metacache_set_kind (struct metacache *c, enum meta_kind kind);
 
 void metacache_set_dependency (struct metacache *c,
                                struct metacache *depends_on);

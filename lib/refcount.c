@@ -83,12 +83,19 @@ get_block (struct zq_image *img, uint64_t cluster, uint8_t **block,
     *block = NULL;
     return 0;
   }
-  if ((block_offset & (img->cluster_size - 1)) != 0) {
-    zq_error ("%s: refcount table entry %" PRIu64 " has unaligned offset "
-              "0x%" PRIx64 " (corrupt image)", img->filename, ti,
-              block_offset);
-    errno = EIO;
-    return -1;
+  if ((block_offset & (img->cluster_size - 1)) != 0)
+    return image_corrupt (img, "refcount table entry %" PRIu64 " has "
+                          "unaligned offset 0x%" PRIx64, ti, block_offset);
+  /* Every block the table may use was recorded at open or when it was
+   * created: one beyond the end of the file, or on other metadata, is
+   * not followed (its writeback would grow the file or destroy that).
+   */
+  if (!overlap_reftable_entry_valid (img, ti)) {
+    char where[64];
+    return image_corrupt (img, "refcount table entry %" PRIu64 " points at "
+                          "0x%" PRIx64 ", %s", ti, block_offset,
+                          overlap_where (img, block_offset, where,
+                                         sizeof where));
   }
   return metacache_get (img->refblock_cache, block_offset, block);
 }
@@ -143,19 +150,61 @@ refcount_update (struct zq_image *img, uint64_t cluster, int64_t delta)
 }
 
 int
+refcount_count_in_use (struct zq_image *img, uint64_t ti, uint64_t end,
+                       uint64_t *in_use)
+{
+  uint64_t first = ti << img->refblock_bits;
+  uint64_t n = UINT64_C (1) << img->refblock_bits, j;
+  uint8_t *block;
+  bool missing;
+
+  *in_use = 0;
+  if (first >= end)
+    return 0;
+  if (end - first < n)
+    n = end - first;
+  if (get_block (img, first, &block, &missing) == -1)
+    return -1;
+  if (missing)
+    return 0;
+  for (j = 0; j < n; j++)
+    *in_use += refblock_entry_get (block, img->refcount_order, j) != 0;
+  return 0;
+}
+
+int
 refcount_write_table_entry (struct zq_image *img, uint64_t ti)
 {
   uint8_t entry[8];
 
   store_be64 (entry, img->refcount_table[ti]);
-  if (full_pwrite (img->fd, entry, 8,
-                   img->header.refcount_table_offset + ti * 8) == -1) {
-    zq_error ("%s: writing refcount table entry %" PRIu64 ": %m",
-              img->filename, ti);
+  if (image_pwrite (img, img->fd, META_REFCOUNT_TABLE, entry, 8,
+                    img->header.refcount_table_offset + ti * 8) == -1) {
+    if (!write_refused (img))
+      zq_error ("%s: writing refcount table entry %" PRIu64 ": %m",
+                img->filename, ti);
     errno = EIO;
     return -1;
   }
   img->unsynced_writes = true;
+  return 0;
+}
+
+/* Clusters about to be allocated have refcount 0; if one of them is
+ * metadata all the same, the refcounts are corrupt: handing it out would
+ * overwrite that metadata.
+ */
+static int
+refuse_metadata (struct zq_image *img, uint64_t offset, uint64_t nr_clusters)
+{
+  enum meta_kind kind;
+  uint64_t at;
+
+  if (overlap_find (img, META_NONE, offset, nr_clusters << img->cluster_bits,
+                    &kind, &at))
+    return image_corrupt (img, "refusing to allocate host cluster 0x%" PRIx64
+                          ": its refcount is 0 but it holds %s", at,
+                          meta_kind_name (kind));
   return 0;
 }
 
@@ -177,19 +226,28 @@ create_block (struct zq_image *img, uint64_t ti, uint64_t cluster)
   uint8_t *block;
   uint64_t offset = cluster << img->cluster_bits;
 
-  if (metacache_get_new (img->refblock_cache, offset, &block) == -1)
+  if (refuse_metadata (img, offset, 1) == -1 ||
+      overlap_add (img, META_REFCOUNT_BLOCK, offset, img->cluster_size) == -1)
     return -1;
+  if (metacache_get_new (img->refblock_cache, offset, &block) == -1) {
+    overlap_remove (img, META_REFCOUNT_BLOCK, offset, img->cluster_size);
+    return -1;
+  }
   refblock_entry_set (block, img->refcount_order,
                       block_index (img, cluster), 1);
   if (commit_blocks (img) == -1)
-    return -1;
+    goto fail;
   img->refcount_table[ti] = offset;
   if (refcount_write_table_entry (img, ti) == -1) {
     img->refcount_table[ti] = 0;
-    metacache_forget (img->refblock_cache, offset);
-    return -1;
+    goto fail;
   }
   return 0;
+
+ fail:
+  metacache_forget (img->refblock_cache, offset);
+  overlap_remove (img, META_REFCOUNT_BLOCK, offset, img->cluster_size);
+  return -1;
 }
 
 /* Grows the refcount table so that it has an entry for ti.
@@ -263,10 +321,16 @@ grow_table (struct zq_image *img, uint64_t ti)
     return -1;
   }
 
+  if (refuse_metadata (img, area_start << img->cluster_bits,
+                       area_end - area_start) == -1)
+    return -1;
   new_table = calloc (new_entries, sizeof *new_table);
   if (new_table == NULL)
     return -1;
   memcpy (new_table, img->refcount_table, old_entries * sizeof *new_table);
+  if (overlap_add (img, META_REFCOUNT_TABLE, area_start << img->cluster_bits,
+                   table_clusters << img->cluster_bits) == -1)
+    goto fail;
 
   /* Blocks follow the table, one per uncovered table entry. */
   c = area_start + table_clusters;
@@ -275,7 +339,9 @@ grow_table (struct zq_image *img, uint64_t ti)
     if (new_table[t] == 0) {
       uint8_t *block;
       new_table[t] = c << img->cluster_bits;
-      if (metacache_get_new (img->refblock_cache, new_table[t],
+      if (overlap_add (img, META_REFCOUNT_BLOCK, new_table[t],
+                       img->cluster_size) == -1 ||
+          metacache_get_new (img->refblock_cache, new_table[t],
                              &block) == -1)
         goto fail;
       c++;
@@ -311,8 +377,8 @@ grow_table (struct zq_image *img, uint64_t ti)
       goto fail;
     for (i = 0; i < new_entries; i++)
       store_be64 (table_buf + i * 8, new_table[i]);
-    r = full_pwrite (img->fd, table_buf, bytes,
-                     area_start << img->cluster_bits);
+    r = image_pwrite (img, img->fd, META_REFCOUNT_TABLE, table_buf, bytes,
+                      area_start << img->cluster_bits);
     free (table_buf);
     if (r == -1) {
       zq_error ("%s: writing the new refcount table: %m", img->filename);
@@ -326,8 +392,8 @@ grow_table (struct zq_image *img, uint64_t ti)
 
   store_be64 (header_fields, area_start << img->cluster_bits);
   store_be32 (header_fields + 8, (uint32_t) table_clusters);
-  if (full_pwrite (img->fd, header_fields, sizeof header_fields,
-                   QH_REFCOUNT_TABLE_OFFSET) == -1) {
+  if (image_pwrite (img, img->fd, META_HEADER, header_fields,
+                    sizeof header_fields, QH_REFCOUNT_TABLE_OFFSET) == -1) {
     zq_error ("%s: updating the header for the new refcount table: %m",
               img->filename);
     errno = EIO;
@@ -337,6 +403,9 @@ grow_table (struct zq_image *img, uint64_t ti)
   if (sync_file (img) == -1)
     goto fail;
 
+  overlap_remove (img, META_REFCOUNT_TABLE, img->header.refcount_table_offset,
+                  (uint64_t) img->header.refcount_table_clusters
+                  << img->cluster_bits);
   queue_free (img, img->header.refcount_table_offset,
               img->header.refcount_table_clusters);
   free (img->refcount_table);
@@ -351,8 +420,19 @@ grow_table (struct zq_image *img, uint64_t ti)
 
  fail:
   /* The area's clusters may be counted in blocks already written; that
-   * is a leak at worst, never a reference to a free cluster.
+   * is a leak at worst, never a reference to a free cluster.  No table
+   * points at its new blocks: they are no metadata.
    */
+  for (t = area_start >> img->refblock_bits;
+       t <= (area_end - 1) >> img->refblock_bits; t++)
+    if (t >= old_entries || img->refcount_table[t] == 0) {
+      if (new_table[t] != 0)
+        metacache_forget (img->refblock_cache, new_table[t]);
+    }
+  overlap_remove (img, META_REFCOUNT_BLOCK, area_start << img->cluster_bits,
+                  (area_end - area_start) << img->cluster_bits);
+  overlap_remove (img, META_REFCOUNT_TABLE, area_start << img->cluster_bits,
+                  (area_end - area_start) << img->cluster_bits);
   free (new_table);
   return -1;
 }
@@ -417,6 +497,8 @@ refcount_alloc (struct zq_image *img, uint64_t want,
       break;
   }
 
+  if (refuse_metadata (img, cluster << img->cluster_bits, run) == -1)
+    return -1;
   for (uint64_t i = 0; i < run; i++)
     if (refcount_update (img, cluster + i, 1) == -1) {
       while (i-- > 0)

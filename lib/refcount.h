@@ -19,6 +19,12 @@ void refblock_entry_set (uint8_t *block, unsigned order, uint64_t index,
 int refcount_get (struct zq_image *img, uint64_t cluster, uint64_t *value);
 int refcount_update (struct zq_image *img, uint64_t cluster, int64_t delta);
 
+/* How many of the clusters that refcount table entry ti covers, below
+ * cluster `end`, are in use (0 without a block).
+ */
+int refcount_count_in_use (struct zq_image *img, uint64_t ti, uint64_t end,
+                           uint64_t *in_use);
+
 /* Writes refcount table entry ti (from img->refcount_table) to the file,
  * in place, unsynced.
  */

@@ -117,7 +117,10 @@ create_missing_blocks (struct zq_image *img, const uint32_t *references,
     }
     if (block_ti != ti && refcount_update (img, block_cluster, 1) == -1)
       return -1;
-    if (metacache_get_new (img->refblock_cache,
+    if (overlap_add (img, META_REFCOUNT_BLOCK,
+                     block_cluster << img->cluster_bits,
+                     img->cluster_size) == -1 ||
+        metacache_get_new (img->refblock_cache,
                            block_cluster << img->cluster_bits, &block) == -1)
       return -1;
     for (j = 0; j < per_block && first + j < nb_clusters; j++) {
@@ -203,7 +206,8 @@ repair_dirty_image (struct zq_image *img)
   /* The refcounts are durable: only now may the bit go. */
   incompatible = img->header.incompatible_features & ~QCOW2_INCOMPAT_DIRTY;
   store_be64 (field, incompatible);
-  if (full_pwrite (img->fd, field, 8, QH_INCOMPATIBLE_FEATURES) == -1 ||
+  if (image_pwrite (img, img->fd, META_HEADER, field, 8,
+                    QH_INCOMPATIBLE_FEATURES) == -1 ||
       sync_file (img) == -1)
     goto repair_failed;
   img->header.incompatible_features = incompatible;

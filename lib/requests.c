@@ -12,9 +12,16 @@ int
 check_writable (struct zq_image *img, const char *what)
 {
   if (img->readonly) {
-    zq_error ("%s: %s refused: the image is open read-only",
-              img->filename, what);
+    zq_log_refusal (img, "%s: %s refused: the image is open read-only",
+                    img->filename, what);
     errno = EPERM;
+    return -1;
+  }
+  if (write_refused (img)) {
+    /* Logged once, when the corruption was found (overlap.c). */
+    zq_debug ("%s: %s refused: the image is marked corrupt",
+              img->filename, what);
+    errno = EIO;
     return -1;
   }
   return 0;
@@ -115,15 +122,36 @@ zq_flush (struct zq_image *img)
   return flush_image (img);
 }
 
+/* zq_block_status is zq_block_status_depth with the depth left out. */
+struct flags_only {
+  zq_extent_fn fn;
+  void *opaque;
+};
+
+static int
+pass_flags (void *opaque, uint64_t offset, uint64_t length, uint32_t flags,
+            uint32_t depth)
+{
+  const struct flags_only *f = opaque;
+
+  return f->fn (f->opaque, offset, length, flags);
+}
+
 int
 zq_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
                  zq_extent_fn fn, void *opaque)
 {
-  int r;
+  struct flags_only f = { .fn = fn, .opaque = opaque };
 
+  return zq_block_status_depth (img, count, offset, ZQ_STATUS_FLAGS,
+                                pass_flags, &f);
+}
+
+int
+zq_block_status_depth (struct zq_image *img, uint64_t count, uint64_t offset,
+                       unsigned split, zq_extent_depth_fn fn, void *opaque)
+{
   if (check_request (img, "block status", count, offset) == -1)
     return -1;
-  r = img->zones ? zone_block_status (img, count, offset, fn, opaque)
-                 : qcow2_block_status (img, count, offset, fn, opaque);
-  return r == -1 ? -1 : 0;
+  return block_status_walk (img, count, offset, split, fn, opaque);
 }

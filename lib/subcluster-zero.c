@@ -68,10 +68,8 @@ whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
                0 : ALL_SUBCLUSTERS << 32;
   if (new_entry != old.entry || new_bitmap != old.bitmap) {
     set_entry (img, table, index, new_entry, new_bitmap);
-    if (release && old.compressed)
-      queue_free_compressed (img, old.entry);
-    else if (release)
-      queue_free (img, old.host, 1);
+    if (release)
+      queue_free_entry (img, old.compressed, old.entry, old.host);
   }
   pthread_mutex_unlock (&img->meta_lock);
   return 0;

@@ -209,10 +209,12 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
        read_locked (img, data + end - from, to - end, cluster + end) == -1))
     goto fail;
   memcpy (data + start - from, buf, len);
-  if (full_pwrite (img->data_fd, data, to - from, host + from) == -1) {
+  if (image_pwrite (img, img->data_fd, META_NONE, data, to - from,
+                    host + from) == -1) {
     int saved_errno = errno;
-    zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
-              PRIx64 ": %m", img->filename, cluster + from, host + from);
+    if (!write_refused (img))
+      zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
+                PRIx64 ": %m", img->filename, cluster + from, host + from);
     errno = saved_errno == ENOSPC ? ENOSPC : EIO;
     goto fail;
   }
@@ -228,10 +230,8 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
                new_alloc | ((old.bitmap >> 32) & ~new_alloc) << 32);
   metacache_mark_dirty (img->l2_cache, table);
   img->unsynced_writes = true;
-  if (fresh && old.compressed)
-    queue_free_compressed (img, old.entry);
-  else if (fresh && old.has_host)
-    queue_free (img, old.host, 1);
+  if (fresh && (old.compressed || old.has_host))
+    queue_free_entry (img, old.compressed, old.entry, old.host);
   pthread_mutex_unlock (&img->meta_lock);
   return len;
 

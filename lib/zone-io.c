@@ -1,7 +1,8 @@
 /* Requests on a zoned image: the write-pointer rules of
  * zoned-qcow2-format.md and the NBD mapping of nbd-zones.md.  Every
  * refused request changes nothing and is logged once, naming the zone,
- * its condition and write pointer, and the request.
+ * its condition and write pointer, and the request (at a bounded rate:
+ * refusal-log.c).
  *
  * Writes into one sequential zone are pipelined.  A write is accepted
  * once it starts where the writes accepted before it end (wp_admitted),
@@ -68,10 +69,11 @@ static int refuse (struct zq_image *img, const struct zone *z, uint32_t zi,
                    const char *op, uint64_t offset, uint64_t count, int err,
                    const char *reason)
 {
-  zq_error ("%s: zone %" PRIu32 " (%s, write pointer 0x%" PRIx64 "): %s at "
-            "0x%" PRIx64 " length %" PRIu64 " refused: %s", img->filename,
-            zi, zq_zone_cond_name (zone_reported_cond (z)), z->wp, op, offset,
-            count, reason);
+  zq_log_refusal (img, "%s: zone %" PRIu32 " (%s, write pointer 0x%" PRIx64
+                  "): %s at 0x%" PRIx64 " length %" PRIu64 " refused: %s",
+                  img->filename, zi,
+                  zq_zone_cond_name (zone_reported_cond (z)), z->wp, op,
+                  offset, count, reason);
   errno = err;
   return -1;
 }
@@ -718,7 +720,7 @@ zone_write (struct zq_image *img, const void *buf, uint64_t count,
                    "the zone is read-only");
   if (z->conventional)
     return qcow2_write_or_zero (img, buf, count, offset, zeroes, zero_flags);
-  if (offset % 512 != 0 || count % 512 != 0)
+  if (offset % ZQ_ZONED_BLOCK_SIZE != 0 || count % ZQ_ZONED_BLOCK_SIZE != 0)
     return refuse (img, z, zi, op, offset, count, EINVAL,
                    "offset and length must be multiples of the 512-byte "
                    "logical block size");
@@ -766,8 +768,7 @@ zone_reset (struct zq_image *img, uint32_t zi)
   struct zone_set *zs = img->zones;
   struct zone *z = &zs->zones[zi];
   struct zone_waiter waiter = { .offset = z->start, .reset = true };
-  bool persist;
-  int r = 0;
+  int r;
 
   if (z->offline)
     return refuse (img, z, zi, "reset", z->start, z->length, EIO,
@@ -785,11 +786,12 @@ zone_reset (struct zq_image *img, uint32_t zi)
   z->resetting = true;
   z->wp = z->wp_admitted = z->start;
   zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
-  persist = z->wp_on_disk != z->start;
   pthread_mutex_unlock (&zs->lock);
 
-  if (persist)
-    r = zone_persist_wp (img, zi, z->start);
+  /* Whether the pointer on disk is already the start is decided there,
+   * after any flush that took the old pointer has written it.
+   */
+  r = zone_persist_wp (img, zi, z->start);
   if (r == 0)
     r = qcow2_trim (img, z->length, z->start);
 
@@ -833,17 +835,18 @@ zone_trim (struct zq_image *img, uint64_t count, uint64_t offset)
 }
 
 struct stop_watch {
-  zq_extent_fn fn;
+  zq_extent_depth_fn fn;
   void *opaque;
   bool stopped;
 };
 
 static int
-watch_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t flags)
+watch_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t flags,
+              uint32_t depth)
 {
   struct stop_watch *w = opaque;
 
-  if (w->fn (w->opaque, offset, length, flags) == -1) {
+  if (w->fn (w->opaque, offset, length, flags, depth) == -1) {
     w->stopped = true;
     return -1;
   }
@@ -852,7 +855,7 @@ watch_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t flags)
 
 int
 zone_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
-                   zq_extent_fn fn, void *opaque)
+                   unsigned split, zq_extent_depth_fn fn, void *opaque)
 {
   struct zone_set *zs = img->zones;
   struct stop_watch watch = { .fn = fn, .opaque = opaque };
@@ -869,13 +872,18 @@ zone_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
       seg = count;
     valid = bytes_written (zs, z, offset, seg);
     if (valid > 0) {
-      r = qcow2_block_status (img, valid, offset, watch_extent, &watch);
+      r = qcow2_block_status (img, valid, offset, split, watch_extent,
+                              &watch);
       if (r != 0)
         return r == -1 ? -1 : 0;   /* stopped, or covered less */
     }
+    /* At and past the write pointer the zone reads zeroes by rule, not
+     * from any layer: depth 0, as unallocated clusters without a backing
+     * file.
+     */
     if (seg > valid &&
         watch_extent (&watch, offset + valid, seg - valid,
-                      ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO) == -1)
+                      ZQ_EXTENT_HOLE | ZQ_EXTENT_ZERO, 0) == -1)
       return 0;
     offset += seg;
     count -= seg;
@@ -892,14 +900,14 @@ managed_zone (struct zq_image *img, uint32_t zi, const char *op)
   struct zone *z;
 
   if (zs == NULL || zi >= zs->nr_zones) {
-    zq_error ("%s: zone %s: zone %" PRIu32 " does not exist", img->filename,
-              op, zi);
+    zq_log_refusal (img, "%s: zone %s: zone %" PRIu32 " does not exist",
+                    img->filename, op, zi);
     errno = EINVAL;
     return NULL;
   }
   if (img->readonly) {
-    zq_error ("%s: zone %s refused: the image is open read-only",
-              img->filename, op);
+    zq_log_refusal (img, "%s: zone %s refused: the image is open read-only",
+                    img->filename, op);
     errno = EPERM;
     return NULL;
   }

@@ -69,9 +69,6 @@ zone_geometry_check (const struct zq_zone_geometry *g, uint64_t virtual_size,
   if (g->zone_size < 512 || (g->zone_size & (g->zone_size - 1)) != 0)
     REFUSE ("zone_size %" PRIu64 " is not a power of two of at least 512",
             g->zone_size);
-  if (g->zone_size < cluster_size)
-    REFUSE ("zone_size %" PRIu64 " is smaller than the cluster size %"
-            PRIu32, g->zone_size, cluster_size);
   if (g->zone_capacity == 0 || g->zone_capacity > g->zone_size ||
       g->zone_capacity % 512 != 0)
     REFUSE ("zone_capacity %" PRIu64 " must be a non-zero multiple of 512 "
@@ -85,7 +82,14 @@ zone_geometry_check (const struct zq_zone_geometry *g, uint64_t virtual_size,
             PRIu64 " (the last zone would be shorter)",
             virtual_size, g->zone_size);
   nr_zones = (virtual_size + g->zone_size - 1) / g->zone_size;
-  if (nr_zones > UINT32_MAX || g->nr_zones != nr_zones)
+  /* Bit 59 of an entry and the offset bits below it must hold the end
+   * of the last zone; QEMU's series keeps the count below 2^29 too.
+   */
+  if (nr_zones > ZONED_MAX_NR_ZONES)
+    REFUSE ("virtual size %" PRIu64 " / zone_size %" PRIu64 " makes %"
+            PRIu64 " zones, more than the limit of %" PRIu32 " (2^29 - 1)",
+            virtual_size, g->zone_size, nr_zones, ZONED_MAX_NR_ZONES);
+  if (g->nr_zones != nr_zones)
     REFUSE ("nr_zones %" PRIu32 " does not match the virtual size %" PRIu64
             " / zone_size %" PRIu64 " (expected %" PRIu64 ")",
             g->nr_zones, virtual_size, g->zone_size, nr_zones);
@@ -93,16 +97,16 @@ zone_geometry_check (const struct zq_zone_geometry *g, uint64_t virtual_size,
     REFUSE ("conventional_zones %" PRIu32 " must be less than nr_zones %"
             PRIu32, g->conventional_zones, g->nr_zones);
   sequential = g->nr_zones - g->conventional_zones;
-  if (g->max_open_zones && g->max_active_zones &&
-      g->max_open_zones > g->max_active_zones)
-    REFUSE ("max_open_zones %" PRIu32 " is larger than max_active_zones %"
-            PRIu32, g->max_open_zones, g->max_active_zones);
   if (g->max_active_zones > sequential)
     REFUSE ("max_active_zones %" PRIu32 " is larger than the %" PRIu64
             " sequential zones", g->max_active_zones, sequential);
   if (g->max_open_zones > sequential)
     REFUSE ("max_open_zones %" PRIu32 " is larger than the %" PRIu64
             " sequential zones", g->max_open_zones, sequential);
+  if (g->max_open_zones && g->max_active_zones &&
+      g->max_open_zones > g->max_active_zones)
+    REFUSE ("max_open_zones %" PRIu32 " is larger than max_active_zones %"
+            PRIu32, g->max_open_zones, g->max_active_zones);
   if (g->max_append_bytes % 512 != 0)
     REFUSE ("max_append_bytes %" PRIu32 " is not a multiple of 512",
             g->max_append_bytes);
@@ -114,6 +118,51 @@ zone_geometry_check (const struct zq_zone_geometry *g, uint64_t virtual_size,
     REFUSE ("zonedmeta_offset 0x%" PRIx64 " is not a non-zero multiple of "
             "the cluster size", g->zonedmeta_offset);
   return 0;
+}
+
+unsigned
+zone_geometry_qemu_notes (const struct zq_zone_geometry *g,
+                          char notes[][ZONE_QEMU_NOTE_LEN])
+{
+  unsigned n = 0;
+
+  if ((uint64_t) g->max_append_bytes + 512 >= g->zone_capacity)
+    snprintf (notes[n++], ZONE_QEMU_NOTE_LEN,
+              "max_append_bytes %" PRIu32 " + 512 is not below zone_capacity "
+              "%" PRIu64 ": QEMU's zoned qcow2 series refuses to open such "
+              "an image", g->max_append_bytes, g->zone_capacity);
+  if (g->max_open_zones && !g->max_active_zones)
+    snprintf (notes[n++], ZONE_QEMU_NOTE_LEN,
+              "max_open_zones %" PRIu32 " with max_active_zones 0: zqcow2 "
+              "limits open zones to %" PRIu32 ", QEMU's zoned qcow2 series "
+              "reads this as no open limit", g->max_open_zones,
+              g->max_open_zones);
+  return n;
+}
+
+void
+wp_order_vote (struct wp_order_vote *vote, const struct zq_zone_geometry *g,
+               uint64_t virtual_size, uint32_t i, uint64_t entry)
+{
+  uint64_t swapped = __builtin_bswap64 (entry), wp;
+  enum zq_zone_cond cond;
+  char why[256];
+
+  if (swapped == entry)
+    return;
+  vote->differing++;
+  if (!wp_entry_decode (g, virtual_size, i, entry, &wp, &cond,
+                        why, sizeof why) &&
+      wp_entry_decode (g, virtual_size, i, swapped, &wp, &cond,
+                       why, sizeof why))
+    vote->little_endian_only++;
+}
+
+bool
+wp_order_is_little_endian (const struct wp_order_vote *vote)
+{
+  return vote->differing > 0 &&
+         vote->little_endian_only == vote->differing;
 }
 
 void

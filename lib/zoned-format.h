@@ -13,6 +13,7 @@
 
 #define ZONED_EXT_MIN_LENGTH 56
 #define ZONE_MODEL_HOST_MANAGED 1
+#define ZONED_MAX_NR_ZONES ((UINT32_C (1) << 29) - 1)
 
 /* Write-pointer table entry bits. */
 #define WP_CONVENTIONAL  (UINT64_C (1) << 59)
@@ -37,6 +38,31 @@ int zone_geometry_check (const struct zq_zone_geometry *g,
                          uint64_t virtual_size, uint32_t cluster_size,
                          bool allow_short_last_zone,
                          char *why, size_t why_len);
+
+/* Where QEMU's zoned series refuses a geometry that zone_geometry_check
+ * accepts, or reads it differently: one sentence per difference in
+ * notes[0 ..], returning how many.  Create writes no such geometry;
+ * open, info and check warn.
+ */
+#define ZONE_QEMU_NOTES_MAX 2
+#define ZONE_QEMU_NOTE_LEN 256
+unsigned zone_geometry_qemu_notes (const struct zq_zone_geometry *g,
+                                   char notes[][ZONE_QEMU_NOTE_LEN]);
+
+/* The byte order of a write-pointer table, decided entry by entry (the
+ * table is read in pieces by check).  Only entries whose big-endian and
+ * little-endian readings differ count: the table is little-endian when
+ * at least one differs and every one that differs is valid only as
+ * little-endian.  Start with a zeroed vote; entry as read big-endian.
+ */
+struct wp_order_vote {
+  uint64_t differing;
+  uint64_t little_endian_only;
+};
+void wp_order_vote (struct wp_order_vote *vote,
+                    const struct zq_zone_geometry *g, uint64_t virtual_size,
+                    uint32_t i, uint64_t entry);
+bool wp_order_is_little_endian (const struct wp_order_vote *vote);
 
 /* Start, length and capacity of zone i. */
 void zone_bounds (const struct zq_zone_geometry *g, uint64_t virtual_size,

@@ -53,7 +53,9 @@ int zone_open_locked (struct zone_set *zs, struct zone *z,
 
 void zone_describe (const struct zone *z, struct zq_zone *out);
 
-/* Writes one zone's write-pointer entry and syncs. */
+/* Makes wp zone i's write pointer on disk: writes its entry and syncs,
+ * unless the table already says wp.  Returns once it is durable.
+ */
 int zone_persist_wp (struct zq_image *img, uint32_t i, uint64_t wp);
 
 #endif /* ZQ_ZONES_INTERNAL_H */

@@ -215,7 +215,8 @@ read_wp_table (struct zq_image *img)
   struct zone_set *zs = img->zones;
   size_t bytes = (size_t) zs->nr_zones * 8;
   uint8_t *raw = malloc (bytes);
-  char why_be[256], why_le[256];
+  struct wp_order_vote vote = { 0 };
+  char why[256];
   uint32_t valid, i;
 
   if (raw == NULL)
@@ -226,36 +227,33 @@ read_wp_table (struct zq_image *img)
     errno = EIO;
     return -1;
   }
-  valid = decode_table (img, raw, false, why_be, sizeof why_be);
+  for (i = 0; i < zs->nr_zones; i++)
+    wp_order_vote (&vote, &zs->geometry, img->virtual_size, i,
+                   load_be64 (raw + (size_t) i * 8));
+  if (wp_order_is_little_endian (&vote)) {
+    zq_warning ("%s: the write-pointer table is in little-endian byte "
+                "order (as QEMU's zoned series writes it on x86); reading "
+                "it as such, and rewriting it big-endian on the first write",
+                img->filename);
+    zs->little_endian = true;
+  }
+  valid = decode_table (img, raw, zs->little_endian, why, sizeof why);
   if (valid < zs->nr_zones) {
-    if (valid == 0 &&
-        decode_table (img, raw, true, why_le, sizeof why_le) ==
-        zs->nr_zones) {
-      zq_warning ("%s: the write-pointer table is in little-endian byte "
-                  "order (written by an early implementation); reading it "
-                  "as such, and rewriting it big-endian on the first write",
-                  img->filename);
-      zs->little_endian = true;
+    if (!img->readonly) {
+      zq_error ("%s: corrupt write-pointer table: %s; refusing to open "
+                "the image for writing (read-only, the zone is reported "
+                "offline)", img->filename, why);
+      free (raw);
+      errno = EINVAL;
+      return -1;
     }
-    else {
-      if (valid == 0)
-        decode_table (img, raw, false, why_be, sizeof why_be);
-      if (!img->readonly) {
-        zq_error ("%s: corrupt write-pointer table: %s; refusing to open "
-                  "the image for writing (read-only, the zone is reported "
-                  "offline)", img->filename, why_be);
-        free (raw);
-        errno = EINVAL;
-        return -1;
+    zq_warning ("%s: corrupt write-pointer table: %s; such zones are "
+                "reported offline", img->filename, why);
+    for (i = 0; i < zs->nr_zones; i++)
+      if (zs->zones[i].cond == ZQ_ZONE_COND_OFFLINE) {
+        zs->zones[i].cond = ZQ_ZONE_COND_EMPTY;
+        zs->zones[i].offline = true;
       }
-      zq_warning ("%s: corrupt write-pointer table: %s; such zones are "
-                  "reported offline", img->filename, why_be);
-      for (i = 0; i < zs->nr_zones; i++)
-        if (zs->zones[i].cond == ZQ_ZONE_COND_OFFLINE) {
-          zs->zones[i].cond = ZQ_ZONE_COND_EMPTY;
-          zs->zones[i].offline = true;
-        }
-    }
   }
   free (raw);
 
@@ -276,8 +274,8 @@ zones_open (struct zq_image *img, uint64_t file_size,
 {
   const struct qcow2_header *h = &img->header;
   struct zone_set *zs;
-  char why[512];
-  uint32_t i;
+  char why[512], notes[ZONE_QEMU_NOTES_MAX][ZONE_QEMU_NOTE_LEN];
+  uint32_t i, n;
 
   if (!h->has_zoned) {
     zq_error ("%s: incompatible bit 5 (zoned format) is set but the zoned "
@@ -307,6 +305,9 @@ zones_open (struct zq_image *img, uint64_t file_size,
     errno = EINVAL;
     return -1;
   }
+  n = zone_geometry_qemu_notes (&zs->geometry, notes);
+  for (i = 0; i < n; i++)
+    zq_warning ("%s: %s", img->filename, notes[i]);
   if (zs->geometry.zonedmeta_offset > file_size ||
       (uint64_t) zs->geometry.nr_zones * 8 >
       file_size - zs->geometry.zonedmeta_offset) {
@@ -369,18 +370,18 @@ write_wp_entries (struct zq_image *img, uint32_t first, uint32_t end)
     first = 0;
     end = zs->nr_zones;
   }
-  if (full_pwrite (img->fd, zs->wp_table + (size_t) first * 8,
-                   (size_t) (end - first) * 8,
-                   zs->geometry.zonedmeta_offset + (uint64_t) first * 8)
+  if (image_pwrite (img, img->fd, META_WP_TABLE,
+                    zs->wp_table + (size_t) first * 8,
+                    (size_t) (end - first) * 8,
+                    zs->geometry.zonedmeta_offset + (uint64_t) first * 8)
       == -1) {
-    zq_error ("%s: writing the write-pointer table: %m", img->filename);
+    if (!write_refused (img))
+      zq_error ("%s: writing the write-pointer table: %m", img->filename);
     errno = EIO;
     return -1;
   }
-  pthread_mutex_lock (&img->meta_lock);
-  img->unsynced_writes = true;
-  r = sync_file (img);
-  pthread_mutex_unlock (&img->meta_lock);
+  /* Not under meta_lock: L2 lookups go on while the disk syncs. */
+  r = sync_file_nolock (img);
   if (r == 0)
     zs->little_endian = false;
   return r;
@@ -402,9 +403,12 @@ zones_flush (struct zq_image *img)
   pthread_mutex_lock (&zs->lock);
   for (i = 0; i < zs->nr_zones; i++) {
     struct zone *z = &zs->zones[i];
-    if (z->conventional || z->wp == z->wp_on_disk)
+    if (z->conventional)
       continue;
+    /* Unchanged ones too: wp_on_disk is set from it over [first, end). */
     z->wp_flushing = z->wp;
+    if (z->wp == z->wp_on_disk)
+      continue;
     store_be64 (zs->wp_table + (size_t) i * 8,
                 wp_entry_encode (&zs->geometry, i, z->wp));
     if (first == UINT32_MAX)
@@ -433,9 +437,22 @@ int
 zone_persist_wp (struct zq_image *img, uint32_t i, uint64_t wp)
 {
   struct zone_set *zs = img->zones;
+  bool on_disk;
   int r;
 
+  /* Decided under wp_write_lock: a flush holds it from taking the
+   * pointers to writing them, so wp_on_disk is what the table says (a
+   * flush that took an older pointer has written it by now) and no
+   * older pointer can be written after this one.
+   */
   pthread_mutex_lock (&zs->wp_write_lock);
+  pthread_mutex_lock (&zs->lock);
+  on_disk = zs->zones[i].wp_on_disk == wp;
+  pthread_mutex_unlock (&zs->lock);
+  if (on_disk) {
+    pthread_mutex_unlock (&zs->wp_write_lock);
+    return 0;
+  }
   store_be64 (zs->wp_table + (size_t) i * 8,
               wp_entry_encode (&zs->geometry, i, wp));
   r = write_wp_entries (img, i, i + 1);
@@ -464,6 +481,8 @@ zq_zone_geometry (const struct zq_image *img, struct zq_zone_geometry *g)
     return -1;
   }
   *g = img->zones->geometry;
+  /* A power of two, the format says. */
+  g->zone_shift = (unsigned) __builtin_ctzll (g->zone_size);
   return 0;
 }
 

@@ -1,9 +1,10 @@
 /* Zones at run time: conditions, write pointers, open/active accounting,
  * and the write-pointer table on disk.
  *
- * Locking order: wp_write_lock, then lock, then the image's meta_lock.
+ * Locking order: wp_write_lock, then lock; wp_write_lock, then the
+ * image's flush_lock and meta_lock (the whole order: lib/internal.h).
  * `lock` guards the zone states and the requests queued on and in flight
- * in each zone, and is never held across I/O.
+ * in each zone, takes no other lock and is never held across I/O.
  * `wp_write_lock` orders every write of write-pointer entries (flush and
  * reset), so an older pointer never overwrites a newer one on disk.
  */
@@ -108,7 +109,8 @@ int zone_write (struct zq_image *img, const void *buf, uint64_t count,
                 struct zq_park *park);
 int zone_trim (struct zq_image *img, uint64_t count, uint64_t offset);
 int zone_block_status (struct zq_image *img, uint64_t count,
-                       uint64_t offset, zq_extent_fn fn, void *opaque);
+                       uint64_t offset, unsigned split,
+                       zq_extent_depth_fn fn, void *opaque);
 
 
 #endif /* ZQ_ZONES_H */

@@ -33,6 +33,14 @@ enum zq_log_level {
 typedef void (*zq_log_fn) (enum zq_log_level level, const char *message);
 void zq_set_log_fn (zq_log_fn fn);
 
+/* Logs why a request was refused, as the engine logs its own refusals:
+ * as an error, or at ZQ_LOG_DEBUG beyond a few a second per image, with
+ * the number of those logged as an error later.  A front end that sends
+ * the reason to the client takes the last message of either level.
+ */
+void zq_log_refusal (struct zq_image *img, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
 struct zq_open_options {
   const char *filename;         /* the qcow2 image */
   /* The external data file, overriding the name in the image; NULL: the
@@ -79,6 +87,19 @@ int zq_close (struct zq_image *img);
 const char *zq_filename (const struct zq_image *img);
 uint64_t zq_virtual_size (const struct zq_image *img);
 uint32_t zq_cluster_size (const struct zq_image *img);
+
+/* The request sizes to advertise (NBD_INFO_BLOCK_SIZE, nbdkit's
+ * .block_size, a block device's queue limits).  A front end copies
+ * these; it may lower maximum (and preferred with it) to what its own
+ * buffers take, never raise them.
+ */
+struct zq_block_limits {
+  uint32_t minimum;     /* alignment every request must keep */
+  uint32_t preferred;   /* whole clusters: no read-modify-write */
+  uint32_t maximum;     /* UINT32_MAX: the engine sets no limit */
+};
+void zq_block_limits (const struct zq_image *img,
+                      struct zq_block_limits *limits);
 bool zq_is_readonly (const struct zq_image *img);
 int zq_qcow2_version (const struct zq_image *img);
 /* The backing file in use, as opened, or NULL. */
@@ -162,6 +183,29 @@ typedef int (*zq_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
 int zq_block_status (struct zq_image *img, uint64_t count, uint64_t offset,
                      zq_extent_fn fn, void *opaque);
 
+/* Block status with the layer of the backing chain that provides each
+ * extent, numbered as qemu's qemu:allocation-depth numbers it: 1 the
+ * image itself (data, compressed, zero clusters and zero subclusters,
+ * whether in the image file or its data file), 2 its backing file, 3 that
+ * one's, and so on; 0 when no layer has the bytes (unallocated all the
+ * way down, or past a zone's write pointer).  Past the end of a backing
+ * file shorter than the image above it the zeroes come from that backing
+ * file: its depth.  `split` says where extents end: ZQ_STATUS_FLAGS where
+ * the flags change, ZQ_STATUS_DEPTH where the depth does, both for
+ * either; what split leaves out is passed as 0.  Otherwise as
+ * zq_block_status.
+ */
+#define ZQ_STATUS_FLAGS (1u << 0)
+#define ZQ_STATUS_DEPTH (1u << 1)
+
+typedef int (*zq_extent_depth_fn) (void *opaque, uint64_t offset,
+                                   uint64_t length, uint32_t flags,
+                                   uint32_t depth);
+
+int zq_block_status_depth (struct zq_image *img, uint64_t count,
+                           uint64_t offset, unsigned split,
+                           zq_extent_depth_fn fn, void *opaque);
+
 /* Zones.  Types and conditions carry the ZBC/ZNS numbers that Linux's
  * blkzoned.h uses, from the engine to the wire.
  */
@@ -193,7 +237,14 @@ struct zq_zone_geometry {
   uint32_t max_append_bytes;
   uint64_t zonedmeta_size;
   uint64_t zonedmeta_offset;
+  /* log2 (zone_size), filled by zq_zone_geometry: not stored on disk. */
+  unsigned zone_shift;
 };
+
+/* The logical block size of a zoned image: requests into a sequential
+ * zone that are not multiples of it fail with EINVAL.
+ */
+#define ZQ_ZONED_BLOCK_SIZE 512
 
 struct zq_zone {
   uint64_t start;
@@ -244,8 +295,8 @@ struct zq_create_options {
   uint64_t zone_capacity;       /* 0: zone_size */
   uint32_t conventional_zones;
   uint32_t max_open_zones;
-  uint32_t max_active_zones;
-  uint32_t max_append_bytes;    /* 0: 64 KiB */
+  uint32_t max_active_zones;    /* 0: none, or with max_open_zones: all */
+  uint32_t max_append_bytes;    /* 0: 64 KiB, less for small zones */
   bool allow_short_last_zone;   /* size need not be a multiple of zone_size */
   /* An external data file (incompatible bit 2), named in the header as
    * given: a relative name is relative to the image's directory, where
@@ -273,6 +324,14 @@ struct zq_create_options {
  * renamed into place, and removed again if the image cannot be.
  */
 int zq_create (const struct zq_create_options *options);
+
+/* Fills the options left 0 with the values zq_create uses for them: the
+ * cluster size, refcount bits, zone size and capacity, the largest
+ * max_append_bytes QEMU's zoned series accepts (up to 64 KiB), and, for
+ * an open limit given alone, max_active_zones = the sequential zones.
+ * zq_create does this itself; callers use it to show what will be made.
+ */
+void zq_create_defaults (struct zq_create_options *options);
 
 /* Looking at an image offline (zqcow2-img info, check).  Both open the
  * file read-only and never write to it, and work on images the engine

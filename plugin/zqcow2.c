@@ -37,12 +37,6 @@
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
-/* Preferred block size bounds: NBD clients do well with at least 4 KiB,
- * and nbdkit accepts at most 32 MiB.
- */
-#define MIN_PREFERRED_BLOCK (UINT32_C (4) << 10)
-#define MAX_PREFERRED_BLOCK (UINT32_C (32) << 20)
-
 /* qcow2 features the engine implements beyond the base format, as a comma
  * list for --dump-plugin.  lazy_refcounts: images with the bit are
  * served, a dirty one is repaired on a read-write open (lib/repair.c);
@@ -287,25 +281,17 @@ zqcow2_export_description (void *handle)
   return zq_description (img);
 }
 
-/* Any request size and alignment works on a plain image; a zoned image
- * has 512-byte logical blocks (sequential zones refuse anything smaller
- * with EINVAL).  Whole clusters avoid read-modify-write.  Cluster sizes
- * are powers of two, as nbdkit requires of the preferred size.
- */
+/* The engine decides the sizes; nbdkit takes them as they are. */
 static int
 zqcow2_block_size (void *handle,
                    uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
 {
-  struct zq_image *img = handle;
-  uint32_t cluster_size = zq_cluster_size (img);
+  struct zq_block_limits limits;
 
-  *minimum = zq_is_zoned (img) ? 512 : 1;
-  *preferred = cluster_size;
-  if (*preferred < MIN_PREFERRED_BLOCK)
-    *preferred = MIN_PREFERRED_BLOCK;
-  if (*preferred > MAX_PREFERRED_BLOCK)
-    *preferred = MAX_PREFERRED_BLOCK;
-  *maximum = 0xffffffff;
+  zq_block_limits (handle, &limits);
+  *minimum = limits.minimum;
+  *preferred = limits.preferred;
+  *maximum = limits.maximum;
   return 0;
 }
 

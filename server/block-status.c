@@ -1,6 +1,8 @@
 /* NBD_CMD_BLOCK_STATUS: one NBD_REPLY_TYPE_BLOCK_STATUS chunk per selected
- * metadata context, base:allocation from the engine's block status and
- * qemu:zone-state from its zone report.
+ * metadata context, in the order of meta-context.h: base:allocation,
+ * qemu:allocation-depth and qemu:joint-allocation from the engine's block
+ * status (zq_block_status_depth, split where the context's answer can
+ * change), qemu:zone-state from its zone report.
  *
  * Descriptors are built in the request's buffer, one context at a time.
  * A reply stops after MAX_DESCRIPTORS; the protocol lets a server
@@ -14,6 +16,7 @@
 #include <stdbool.h>
 
 #include "connection.h"
+#include "meta-context.h"
 #include "nbd-protocol.h"
 #include "server.h"
 #include "wire.h"
@@ -43,9 +46,9 @@ add_descriptor (struct descriptors *d, uint32_t length, uint32_t status)
   return d->count < d->max ? 0 : -1;
 }
 
-static int
-add_allocation (void *opaque, uint64_t offset, uint64_t length,
-                uint32_t flags)
+/* base:allocation's HOLE and ZERO bits. */
+static uint32_t
+allocation_bits (uint32_t flags)
 {
   uint32_t status = 0;
 
@@ -53,8 +56,48 @@ add_allocation (void *opaque, uint64_t offset, uint64_t length,
     status |= NBD_STATE_HOLE;
   if (flags & ZQ_EXTENT_ZERO)
     status |= NBD_STATE_ZERO;
-  /* Within a request, so below 4 GiB. */
-  return add_descriptor (opaque, (uint32_t) length, status);
+  return status;
+}
+
+/* The engine's extents lie within a request, so below 4 GiB. */
+static int
+add_allocation (void *opaque, uint64_t offset, uint64_t length,
+                uint32_t flags, uint32_t depth)
+{
+  return add_descriptor (opaque, (uint32_t) length, allocation_bits (flags));
+}
+
+static int
+add_depth (void *opaque, uint64_t offset, uint64_t length, uint32_t flags,
+           uint32_t depth)
+{
+  return add_descriptor (opaque, (uint32_t) length, depth);
+}
+
+/* Depths 2 and 3 are both BACKING: the engine splits between them, the
+ * encoding joins them again.
+ */
+static int
+add_joint (void *opaque, uint64_t offset, uint64_t length, uint32_t flags,
+           uint32_t depth)
+{
+  struct descriptors *d = opaque;
+  uint32_t status = allocation_bits (flags);
+
+  if (depth == 1)
+    status |= JOINT_ALLOCATION_LOCAL;
+  else if (depth >= 2)
+    status |= JOINT_ALLOCATION_BACKING;
+  if (d->count > 0) {
+    uint8_t *last = d->buf + 8 * (d->count - 1);
+
+    if (get_be32 (last + 4) == status &&
+        get_be32 (last) <= UINT32_MAX - length) {
+      put_be32 (last, get_be32 (last) + (uint32_t) length);
+      return 0;
+    }
+  }
+  return add_descriptor (d, (uint32_t) length, status);
 }
 
 static int
@@ -63,12 +106,25 @@ add_zone_state (void *opaque, uint32_t length, uint32_t status)
   return add_descriptor (opaque, length, status);
 }
 
-/* base:allocation: the engine merges neighbours with equal flags. */
+/* The contexts answered from the engine's block status: how each is split
+ * and encoded.
+ */
+static const struct {
+  unsigned split;
+  zq_extent_depth_fn add;
+} allocation_contexts[NR_META_CONTEXTS] = {
+  [CTX_BASE_ALLOCATION] = { ZQ_STATUS_FLAGS, add_allocation },
+  [CTX_ALLOCATION_DEPTH] = { ZQ_STATUS_DEPTH, add_depth },
+  [CTX_JOINT_ALLOCATION] = { ZQ_STATUS_FLAGS | ZQ_STATUS_DEPTH, add_joint },
+};
+
 static int
-collect_allocation (const struct request *req, struct descriptors *d)
+collect_allocation (const struct request *req, enum meta_context c,
+                    struct descriptors *d)
 {
-  return zq_block_status (export.img, req->count, req->offset,
-                          add_allocation, d);
+  return zq_block_status_depth (export.img, req->count, req->offset,
+                                allocation_contexts[c].split,
+                                allocation_contexts[c].add, d);
 }
 
 /* qemu:zone-state: zones come from the engine in batches, each encoded
@@ -126,29 +182,29 @@ int
 block_status (struct connection *conn, struct request *req)
 {
   bool req_one = (req->flags & NBD_CMD_FLAG_REQ_ONE) != 0;
+  unsigned selected = conn->meta_contexts;
   struct descriptors d;
+  int c;
 
   if (request_buffer (req, 8 * (size_t) MAX_DESCRIPTORS) == -1)
     return -1;
   d.buf = req->buf;
   d.max = req_one ? 1 : MAX_DESCRIPTORS;
 
-  if (conn->ctx_base_allocation) {
+  for (c = 0; c < NR_META_CONTEXTS; c++) {
+    int r;
+
+    if (!(selected & CTX_BIT (c)))
+      continue;
+    selected &= ~CTX_BIT (c);
     d.count = 0;
-    if (collect_allocation (req, &d) == -1)
+    r = c == CTX_ZONE_STATE ? collect_zone_state (req, &d)
+                            : collect_allocation (req, c, &d);
+    if (r == -1)
       return -1;
     if (d.count == 0)           /* the engine promises at least one */
-      return no_extent (req, CONTEXT_NAME_BASE_ALLOCATION);
-    send_context (conn, req, CONTEXT_ID_BASE_ALLOCATION, &d,
-                  !conn->ctx_zone_state);
-  }
-  if (conn->ctx_zone_state) {
-    d.count = 0;
-    if (collect_zone_state (req, &d) == -1)
-      return -1;
-    if (d.count == 0)
-      return no_extent (req, CONTEXT_NAME_ZONE_STATE);
-    send_context (conn, req, CONTEXT_ID_ZONE_STATE, &d, true);
+      return no_extent (req, meta_context_name (c));
+    send_context (conn, req, meta_context_id (c), &d, selected == 0);
   }
   return 0;
 }

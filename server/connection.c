@@ -78,11 +78,8 @@ connection_thread (void *opaque)
 
   server_debug ("connection %d: negotiating", conn->fd);
   if (negotiate (conn) == 0) {
-    server_debug ("connection %d: transmission phase%s%s%s", conn->fd,
-                  conn->structured_replies ? ", structured replies" : "",
-                  conn->ctx_base_allocation ? ", " CONTEXT_NAME_BASE_ALLOCATION
-                                            : "",
-                  conn->ctx_zone_state ? ", " CONTEXT_NAME_ZONE_STATE : "");
+    server_debug ("connection %d: transmission phase%s", conn->fd,
+                  conn->structured_replies ? ", structured replies" : "");
     if (workers_start (conn) == 0)
       transmission (conn);
     workers_stop (conn);

@@ -39,12 +39,6 @@
 #define WORKERS_PER_CONNECTION  16
 #define REQUESTS_PER_CONNECTION 128
 
-/* Metadata context ids this server hands out in NBD_OPT_SET_META_CONTEXT. */
-#define CONTEXT_ID_BASE_ALLOCATION 1
-#define CONTEXT_ID_ZONE_STATE      2
-#define CONTEXT_NAME_BASE_ALLOCATION "base:allocation"
-#define CONTEXT_NAME_ZONE_STATE      "qemu:zone-state"
-
 struct request {
   struct request *next;         /* in the free list or the queue */
   struct connection *conn;      /* the slot's owner, for request_wake */
@@ -70,8 +64,7 @@ struct connection {
   /* What negotiation settled. */
   bool structured_replies;
   bool no_zeroes;
-  bool ctx_base_allocation;     /* selected metadata contexts */
-  bool ctx_zone_state;
+  unsigned meta_contexts;       /* selected: CTX_BIT (meta-context.h) */
   uint16_t eflags;              /* transmission flags sent */
 
   /* Replies from different workers go out whole, one at a time. */

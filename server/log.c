@@ -12,9 +12,11 @@
 
 bool verbose;
 
-/* What the engine last reported as an error on this thread.  Workers send
- * it back with the error reply, so the client sees why its request was
- * refused, not only the errno.
+/* What the engine last reported on this thread as an error, or at the
+ * debug level (where refusals go beyond a few a second: the last message
+ * of a refused request says why).  Workers send it back with the error
+ * reply, so the client sees why its request was refused, not only the
+ * errno.
  */
 static __thread char last_engine_error[512];
 
@@ -64,6 +66,7 @@ engine_log (enum zq_log_level level, const char *message)
   case ZQ_LOG_DEBUG:
     if (verbose)
       fprintf (stderr, "%s: debug: %s\n", PROGRAM_NAME, message);
+    snprintf (last_engine_error, sizeof last_engine_error, "%s", message);
     break;
   }
 }

@@ -50,7 +50,7 @@ open_export (const struct options *o)
     .zone_boundary_split = o->zone_boundary_split,
   };
   struct zq_zone_geometry geometry;
-  uint32_t preferred;
+  struct zq_block_limits limits;
 
   export.img = zq_open (&open_options);
   if (export.img == NULL)
@@ -64,21 +64,19 @@ open_export (const struct options *o)
   if (export.zoned) {
     if (zq_zone_geometry (export.img, &geometry) == -1)
       return -1;
-    /* A power of two, the format says. */
-    export.zone_shift = __builtin_ctzll (geometry.zone_size);
+    export.zone_shift = geometry.zone_shift;
   }
   else if (o->offline_zones || o->readonly_zones)
     server_error ("warning: %s is not zoned; --offline-zones and "
                   "--readonly-zones do nothing", o->image);
 
-  preferred = zq_cluster_size (export.img);
-  if (preferred < MIN_PREFERRED_BLOCK)
-    preferred = MIN_PREFERRED_BLOCK;
-  if (preferred > MAX_REQUEST_BYTES)
-    preferred = MAX_REQUEST_BYTES;
-  export.min_block = export.zoned ? ZONED_MIN_BLOCK : 1;
-  export.preferred_block = preferred;
-  export.max_block = MAX_REQUEST_BYTES;
+  /* The engine's limits, lowered to what one request buffer holds. */
+  zq_block_limits (export.img, &limits);
+  export.min_block = limits.minimum;
+  export.preferred_block = limits.preferred < MAX_REQUEST_BYTES
+                           ? limits.preferred : MAX_REQUEST_BYTES;
+  export.max_block = limits.maximum < MAX_REQUEST_BYTES
+                     ? limits.maximum : MAX_REQUEST_BYTES;
   return 0;
 }
 

@@ -36,6 +36,7 @@ static const struct option long_options[] = {
   { "data-file", required_argument, NULL, OPT_DATA_FILE },
   { "run", required_argument, NULL, OPT_RUN },
   { "zone-boundary", required_argument, NULL, OPT_ZONE_BOUNDARY },
+  { "allocation-depth", no_argument, NULL, 'A' },
   { "verbose", no_argument, NULL, 'v' },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
@@ -49,7 +50,7 @@ usage (FILE *out)
 "Usage: %s [-r] [-U SOCKET | -p PORT [-b ADDR]] [-e EXPORTNAME]\n"
 "           [--backing FILE|none] [--data-file FILE] [--l2-cache-size SIZE]\n"
 "           [--offline-zones LIST] [--readonly-zones LIST]\n"
-"           [--zone-boundary refuse|split] [--run CMD] [-v]\n"
+"           [--zone-boundary refuse|split] [--run CMD] [-A] [-v]\n"
 "           IMAGE\n"
 "Serve a qcow2 image, zoned or not, over NBD.\n"
 "\n"
@@ -68,6 +69,8 @@ usage (FILE *out)
 "                            refuse, as ZBC does)\n"
 "      --run CMD          run CMD with $uri set, serve until it exits,\n"
 "                         and exit with its status\n"
+"  -A, --allocation-depth accepted as qemu-nbd takes it; qemu:allocation-depth\n"
+"                         and qemu:joint-allocation are always published\n"
 "  -v, --verbose          debug messages\n"
 "      --help, --version\n"
 "\n"
@@ -109,7 +112,7 @@ parse_options (int argc, char *argv[], struct options *o)
   int c;
 
   export.name = "";
-  while ((c = getopt_long (argc, argv, "rU:p:b:e:v", long_options,
+  while ((c = getopt_long (argc, argv, "rU:p:b:e:Av", long_options,
                            NULL)) != -1) {
     switch (c) {
     case 'r': o->readonly = true; break;
@@ -125,6 +128,7 @@ parse_options (int argc, char *argv[], struct options *o)
       export.name = optarg;
       break;
     case 'v': verbose = true; break;
+    case 'A': break;            /* the contexts are always published */
     case OPT_L2_CACHE_SIZE:
       if (parse_size (optarg, &o->l2_cache_bytes) == -1) {
         server_error ("--l2-cache-size %s: not a size (e.g. 512K, 4M)",

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "connection.h"
+#include "meta-context.h"
 #include "nbd-protocol.h"
 #include "server.h"
 #include "wire.h"
@@ -19,10 +20,6 @@
  * A metadata context query fits many times over.
  */
 #define OPTION_DATA_MAX 65536
-
-/* Bits of a set of metadata contexts. */
-#define CTX_BASE_ALLOCATION 1u
-#define CTX_ZONE_STATE      2u
 
 struct option {
   uint32_t code;
@@ -205,37 +202,6 @@ opt_structured_reply (struct connection *conn, const struct option *opt)
   return send_ack (conn, opt);
 }
 
-/* The contexts a query names.  LIST also takes a bare namespace ("base:",
- * "qemu:") for every context in it; SET only takes exact names.  Unknown
- * queries name nothing.  qemu:zone-state exists only on zoned exports.
- */
-static unsigned
-query_contexts (const uint8_t *query, uint32_t len, bool list)
-{
-  static const struct {
-    const char *name;
-    size_t namespace_len;
-    unsigned bit;
-  } contexts[] = {
-    { CONTEXT_NAME_BASE_ALLOCATION, 5, CTX_BASE_ALLOCATION },
-    { CONTEXT_NAME_ZONE_STATE, 5, CTX_ZONE_STATE },
-  };
-  unsigned found = 0;
-  size_t i;
-
-  for (i = 0; i < sizeof contexts / sizeof contexts[0]; i++) {
-    const char *name = contexts[i].name;
-
-    if (contexts[i].bit == CTX_ZONE_STATE && !export.zoned)
-      continue;
-    if ((len == strlen (name) && memcmp (query, name, len) == 0) ||
-        (list && len == contexts[i].namespace_len &&
-         memcmp (query, name, len) == 0))
-      found |= contexts[i].bit;
-  }
-  return found;
-}
-
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT.  The data is an
  * export name and a list of queries, all checked before any reply goes
  * out.
@@ -247,12 +213,11 @@ opt_meta_context (struct connection *conn, const struct option *opt)
   unsigned selected = 0;
   uint32_t name_len, nr_queries, pos, i;
   uint8_t head[4];
+  int c;
 
-  if (!list) {
-    /* A new SET replaces the old selection, even if it fails. */
-    conn->ctx_base_allocation = false;
-    conn->ctx_zone_state = false;
-  }
+  if (!list)
+    conn->meta_contexts = 0;    /* a new SET replaces the old selection,
+                                   even if it fails */
   if (!conn->structured_replies)
     return send_refusal (conn, opt, NBD_REP_ERR_INVALID,
                          "metadata contexts need structured replies "
@@ -270,7 +235,8 @@ opt_meta_context (struct connection *conn, const struct option *opt)
     query_len = get_be32 (opt->data + pos);
     if (query_len > opt->len - pos - 4)
       goto invalid;
-    selected |= query_contexts (opt->data + pos + 4, query_len, list);
+    selected |= meta_context_query (opt->data + pos + 4, query_len,
+                                   list);
     pos += 4 + query_len;
   }
   if (pos != opt->len)
@@ -280,27 +246,24 @@ opt_meta_context (struct connection *conn, const struct option *opt)
                          "no export of that name");
 
   if (list && nr_queries == 0)
-    selected = CTX_BASE_ALLOCATION | (export.zoned ? CTX_ZONE_STATE : 0);
+    selected = meta_contexts_published ();
 
   /* Listed contexts carry id 0, as the protocol asks. */
-  if (selected & CTX_BASE_ALLOCATION) {
-    put_be32 (head, list ? 0 : CONTEXT_ID_BASE_ALLOCATION);
+  for (c = 0; c < NR_META_CONTEXTS; c++) {
+    const char *name = meta_context_name (c);
+
+    if (!(selected & CTX_BIT (c)))
+      continue;
+    put_be32 (head, list ? 0 : meta_context_id (c));
     if (send_option_reply (conn, opt, NBD_REP_META_CONTEXT, head,
-                           sizeof head, CONTEXT_NAME_BASE_ALLOCATION,
-                           strlen (CONTEXT_NAME_BASE_ALLOCATION)) == -1)
+                           sizeof head, name, strlen (name)) == -1)
       return -1;
+    if (!list)
+      server_debug ("connection %d: metadata context %s selected, id %u",
+                    conn->fd, name, (unsigned) meta_context_id (c));
   }
-  if (selected & CTX_ZONE_STATE) {
-    put_be32 (head, list ? 0 : CONTEXT_ID_ZONE_STATE);
-    if (send_option_reply (conn, opt, NBD_REP_META_CONTEXT, head,
-                           sizeof head, CONTEXT_NAME_ZONE_STATE,
-                           strlen (CONTEXT_NAME_ZONE_STATE)) == -1)
-      return -1;
-  }
-  if (!list) {
-    conn->ctx_base_allocation = (selected & CTX_BASE_ALLOCATION) != 0;
-    conn->ctx_zone_state = (selected & CTX_ZONE_STATE) != 0;
-  }
+  if (!list)
+    conn->meta_contexts = selected;
   return send_ack (conn, opt);
 
  invalid:

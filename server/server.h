@@ -19,13 +19,11 @@
 
 #define PROGRAM_NAME "zqcow2-nbd"
 
-/* Block sizes advertised in NBD_INFO_BLOCK_SIZE.  32 MiB is also the
- * largest READ or WRITE the server accepts, and so the most memory one
- * request holds.
+/* The largest READ or WRITE the server accepts, and so the most memory
+ * one request holds; the block sizes it advertises in NBD_INFO_BLOCK_SIZE
+ * are the engine's (zq_block_limits), lowered to this.
  */
-#define MIN_PREFERRED_BLOCK (UINT32_C (4) << 10)
 #define MAX_REQUEST_BYTES   (UINT32_C (32) << 20)
-#define ZONED_MIN_BLOCK     512     /* the logical block size */
 
 /* The export, fixed once the image is open. */
 struct export {

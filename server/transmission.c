@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "connection.h"
 #include "nbd-protocol.h"
@@ -32,12 +33,21 @@ command_name (uint16_t type)
   }
 }
 
+/* A client's request refused: logged at the engine's bounded rate
+ * (zq_log_refusal), unless the server itself is short of memory.
+ */
 static void
 refuse (struct request *req, int error, const char *why)
 {
-  server_error ("%s: %s at offset %" PRIu64 " length %" PRIu32
-                " refused: %s", zq_filename (export.img),
-                command_name (req->type), req->offset, req->count, why);
+  char message[512];
+
+  snprintf (message, sizeof message, "%s: %s at offset %" PRIu64 " length %"
+            PRIu32 " refused: %s", zq_filename (export.img),
+            command_name (req->type), req->offset, req->count, why);
+  if (error == ENOMEM)
+    server_error ("%s", message);
+  else
+    zq_log_refusal (export.img, "%s", message);
   req->error = error;
   req->why = why;
 }
@@ -93,8 +103,7 @@ check_request (const struct connection *conn, struct request *req)
                    "(32 MiB)");
   if (req->offset > export.size || req->count > export.size - req->offset)
     return refuse (req, EINVAL, "past the end of the export");
-  if (req->type == NBD_CMD_BLOCK_STATUS &&
-      !conn->ctx_base_allocation && !conn->ctx_zone_state)
+  if (req->type == NBD_CMD_BLOCK_STATUS && conn->meta_contexts == 0)
     return refuse (req, EINVAL, "no metadata context was negotiated");
 }
 

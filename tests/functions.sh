@@ -5,6 +5,9 @@
 
 set -e
 set -u
+# A pipeline fails when any command in it fails, not only the last: a
+# test that pipes a failing tool into grep or awk must not pass.
+set -o pipefail
 
 : "${PLUGIN:=}"
 : "${abs_top_builddir:=}"
@@ -190,6 +193,11 @@ map_compare ()
       f == 2 { bs[nb] = $1 + 0; be[nb] = $2 + 0; bt[nb] = $3 + 0; nb++; next }
       END {
         i = 0; j = 0; bad = 0
+        # An empty map is a failure to produce one, never a match.
+        if (na == 0 || nb == 0) {
+          printf "a map is empty: %d extents expected, %d got\n", na, nb
+          exit 1
+        }
         if (na && nb && (as[0] != bs[0] || ae[na-1] != be[nb-1])) {
           printf "maps cover different ranges: %.0f-%.0f vs %.0f-%.0f\n",
                  as[0], ae[na-1], bs[0], be[nb-1]

@@ -10,6 +10,10 @@
  *
  * All writes to the traced file are serialized by one mutex: slow, but
  * it makes "completed before the sync started" exact.
+ *
+ * The same wrapper also serves tests of what may run while a sync is in
+ * progress: powercut_hold_sync stops one chosen fdatasync until the test
+ * lets it go.
  */
 #include <config.h>
 
@@ -22,6 +26,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "powercut.h"
@@ -40,6 +45,11 @@ static uint64_t next_seq = 1;
 static struct logged_write *log_entries;
 static size_t nr_logged, log_alloc;
 static unsigned fail_every, nr_syncs;
+
+/* The sync gate (powercut_hold_sync). */
+static pthread_cond_t gate_changed = PTHREAD_COND_INITIALIZER;
+static bool gate_armed, gate_holding, gate_released;
+static uint64_t gate_offset, gate_end;
 
 static ssize_t
 real_pwrite (int fd, const void *buf, size_t count, off_t offset)
@@ -138,6 +148,33 @@ make_durable (uint64_t upto)
   nr_logged -= n;
 }
 
+/* Whether a write not yet durable overlaps the gate's range.  lock
+ * held.
+ */
+static bool
+gate_range_unsynced (void)
+{
+  for (size_t i = 0; i < nr_logged; i++)
+    if (log_entries[i].offset < gate_end &&
+        log_entries[i].offset + log_entries[i].len > gate_offset)
+      return true;
+  return false;
+}
+
+/* Holds this sync at the gate if it is armed for it.  lock held. */
+static void
+gate_pass (void)
+{
+  if (!gate_armed || !gate_range_unsynced ())
+    return;
+  gate_armed = false;
+  gate_holding = true;
+  pthread_cond_broadcast (&gate_changed);
+  while (!gate_released)
+    pthread_cond_wait (&gate_changed, &lock);
+  gate_holding = false;
+}
+
 int
 fdatasync (int fd)
 {
@@ -147,7 +184,9 @@ fdatasync (int fd)
   if (fd != traced_fd)
     return syscall (SYS_fdatasync, fd);
   pthread_mutex_lock (&lock);
+  /* What completed before the sync was called, held or not. */
   upto = next_seq;
+  gate_pass ();
   if (fail_every > 0 && ++nr_syncs % fail_every == 0) {
     pthread_mutex_unlock (&lock);
     errno = EIO;                /* and nothing became durable */
@@ -217,6 +256,44 @@ powercut_fail_syncs (unsigned every)
 {
   pthread_mutex_lock (&lock);
   fail_every = every;
+  pthread_mutex_unlock (&lock);
+}
+
+void
+powercut_hold_sync (uint64_t offset, uint64_t count)
+{
+  pthread_mutex_lock (&lock);
+  gate_offset = offset;
+  gate_end = count > UINT64_MAX - offset ? UINT64_MAX : offset + count;
+  gate_released = false;
+  gate_armed = true;
+  pthread_mutex_unlock (&lock);
+}
+
+bool
+powercut_sync_held (unsigned seconds)
+{
+  struct timespec deadline;
+  bool held;
+
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += seconds;
+  pthread_mutex_lock (&lock);
+  while (!gate_holding &&
+         pthread_cond_timedwait (&gate_changed, &lock, &deadline) == 0)
+    ;
+  held = gate_holding;
+  pthread_mutex_unlock (&lock);
+  return held;
+}
+
+void
+powercut_release_sync (void)
+{
+  pthread_mutex_lock (&lock);
+  gate_armed = false;
+  gate_released = true;
+  pthread_cond_broadcast (&gate_changed);
   pthread_mutex_unlock (&lock);
 }
 

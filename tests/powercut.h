@@ -2,6 +2,7 @@
 #ifndef ZQ_POWERCUT_H
 #define ZQ_POWERCUT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Starts tracing the descriptor open on `image` (an absolute path), with
@@ -14,6 +15,16 @@ void powercut_stop (void);
  * syncing nothing (0: none fails).
  */
 void powercut_fail_syncs (unsigned every);
+
+/* A gate for tests of what runs while a sync is in progress: the next
+ * fdatasync of the traced file that starts while a write overlapping
+ * [offset, offset + count) is not yet durable waits there, before
+ * syncing anything, until powercut_release_sync.  One at a time.
+ */
+void powercut_hold_sync (uint64_t offset, uint64_t count);
+/* Whether a sync is held at the gate, waiting up to `seconds` for one. */
+bool powercut_sync_held (unsigned seconds);
+void powercut_release_sync (void);
 
 /* Writes to `out` what the disk could hold after a power cut now: the
  * synced writes and a random subset of the others.  at_cut runs while

@@ -37,7 +37,9 @@ echo "ok      a write past the limit failed with a clear message; later I/O work
 
 out="$(qemu-img check img.qcow2 2>&1)" || fail "qemu-img check after the failed write: $out"
 echo "ok      qemu-img check: $(head -1 <<<"$out")"
-qemu-io -f qcow2 -c 'read -P 0x11 0 256k' -c 'read -P 0x33 1M 64k' \
-    -c 'read -P 0 8M 4M' img.qcow2 | grep -q "Pattern verification failed" &&
-    fail "the image's data is not what was written"
+out="$(qemu-io -f qcow2 -c 'read -P 0x11 0 256k' -c 'read -P 0x33 1M 64k' \
+          -c 'read -P 0 8M 4M' img.qcow2 2>&1)" ||
+    fail "qemu-io could not read the image back: $out"
+! grep -q "Pattern verification failed" <<<"$out" ||
+    fail "the image's data is not what was written: $out"
 echo "ok      qemu reads back what was written and zeroes where the write failed"

@@ -126,7 +126,7 @@ zq_check_is c9 c9.qcow2 1 'unknown incompatible feature.*bit 20'
 # compressed clusters (zlib and zstd, small and large clusters), internal
 # snapshots, persistent bitmaps.
 head -c 3M /dev/urandom >raw.img
-yes zqcow2 | head -c 5M >>raw.img
+head -c 5M < <(yes zqcow2) >>raw.img
 for opts in cluster_size=512 cluster_size=64K,compression_type=zstd \
             cluster_size=2M; do
     qemu-img convert -c -O qcow2 -o "$opts" raw.img compressed.qcow2

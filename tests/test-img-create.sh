@@ -124,15 +124,16 @@ zoned ()
     grep -q "^    zones: $nr ($conv conventional" zinfo.txt ||
         { cat zinfo.txt >&2; fail "$row: human info lacks the zone count"; }
 
-    # The write-pointer table, read from the extension in the file: whole
-    # clusters, cluster-aligned, entry i = zone start (+ bit 59 for the
+    # The write-pointer table, read from the extension in the file:
+    # cluster-aligned, zonedmeta_size exactly 8 x nr_zones (the table
+    # still owns whole clusters), entry i = zone start (+ bit 59 for the
     # conventional zones), big-endian.
     ext="$(zoned_ext_offset img.qcow2)" || fail "$row: no zoned extension"
     expect_eq "$row" "extension nr_zones" "$nr" "$(peek_be img.qcow2 $(( ext + 24 )) 4)"
     table="$(peek_be img.qcow2 $(( ext + 48 )) 8)"
     tsize="$(peek_be img.qcow2 $(( ext + 40 )) 8)"
     expect_eq "$row" "zonedmeta_offset alignment" 0 $(( table % cs ))
-    expect_eq "$row" "zonedmeta_size" $(( (nr * 8 + cs - 1) / cs * cs )) "$tsize"
+    expect_eq "$row" "zonedmeta_size" $(( nr * 8 )) "$tsize"
     { od -An -tx1 -v -j "$table" -N $(( nr * 8 )) img.qcow2 | tr -d ' \n' |
           fold -w 16; echo; } >entries.txt
     expect_eq "$row" "table entries" "$nr" "$(wc -l <entries.txt)"
@@ -140,7 +141,7 @@ zoned ()
         printf '%016x\n' $(( i * zsize | (i < conv ? 1 << 59 : 0) ))
     done >expected.txt
     cmp -s expected.txt entries.txt ||
-        { diff expected.txt entries.txt | head >&2
+        { diff expected.txt entries.txt | head >&2 || true
           fail "$row: write-pointer table entries are wrong"; }
 
     # qemu, which does not know bit 5, sees a sound qcow2 image once the bit
@@ -156,7 +157,7 @@ zoned ()
     leaked="$(sed -n 's/^Leaked cluster \([0-9]*\) refcount=1 reference=0$/\1/p' \
               qcheck.err | sort -n | tr '\n' ' ')"
     expected=""
-    for (( i = table / cs; i < (table + tsize) / cs; i++ )); do
+    for (( i = table / cs; i < (table + tsize + cs - 1) / cs; i++ )); do
         expected+="$i "
     done
     expect_eq "$row" "clusters qemu sees as leaked" "$expected" "$leaked"
@@ -184,7 +185,7 @@ zoned z3 cluster_size=2M,zone.size=2M,zone.capacity=1536K,zone.conventional_zone
                                                                     64M    2097152 2097152 1572864 32 3 0 0 131072
 # 10000 zones: a write-pointer table of 20 clusters.
 zoned z4 cluster_size=4K,zone.size=64K,zone.conventional_zones=7,refcount_bits=4 \
-                                                                    625M   4096   65536 65536 10000 7 0 0 65536
+                                                                    625M   4096   65536 65536 10000 7 0 0 64512
 # A short last zone (4 MiB of 16).
 zoned z5 zone.size=16M,zone.allow_short_last_zone=on,zone.capacity=12M \
                                                                     100M   65536  16777216 12582912 7 0 0 0 65536

@@ -40,8 +40,14 @@ Z=zone.mode=host-managed
 # Geometry, checked by zone_geometry_check in the engine.
 refused g1 'zone_size 3145728 .*power of two'          -o $Z,zone.size=3M new.qcow2 1G
 refused g2 'zone_size 256 .*power of two'              -o $Z,zone.size=256,cluster_size=512 new.qcow2 1M
-refused g3 'zone_size 32768 .*smaller than the cluster size 65536' \
-                                                       -o $Z,zone.size=32K new.qcow2 1G
+refused g3 'makes 536870912 zones, more than the limit of 536870911 \(2\^29 - 1\)' \
+                                                       -o $Z,zone.size=1K,cluster_size=2M new.qcow2 512G
+refused g3b 'max_append_bytes 1048576 \+ 512 is not below zone_capacity 1048576: QEMU' \
+                                                       -o $Z,zone.size=1M,zone.max_append_bytes=1M new.qcow2 4M
+refused g3c 'max_append_bytes 65536 \+ 512 is not below zone_capacity 65536: QEMU' \
+                                                       -o $Z,zone.size=128K,zone.capacity=64K,zone.max_append_bytes=64K new.qcow2 4M
+refused g3d 'zone_capacity 512 leaves no valid max_append_bytes: QEMU' \
+                                                       -o $Z,zone.size=512,cluster_size=512 new.qcow2 1M
 refused g4 'zone_capacity 134217728 .*no larger than zone_size 67108864' \
                                                        -o $Z,zone.size=64M,zone.capacity=128M new.qcow2 1G
 refused g5 'zone_capacity 1000 .*multiple of 512'      -o $Z,zone.size=64M,zone.capacity=1000 new.qcow2 1G

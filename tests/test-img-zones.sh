@@ -8,8 +8,9 @@
 
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/zone-functions.sh"
-requires /usr/bin/python3
+requires /usr/bin/python3 qemu-io qemu-img
 zqimg_ok
+plugin_ok
 scratch_dir
 
 # zones_json IMG [ARGS...]: the JSON report, checked by python's parser.
@@ -138,15 +139,6 @@ echo "ok      zone commands refuse plain images"
 zoned_check end img.qcow2
 
 # --- with data, through the plugin -----------------------------------
-if [ -z "$PLUGIN" ] && [ -n "$abs_top_builddir" ]; then
-    PLUGIN="$abs_top_builddir/plugin/.libs/nbdkit-zqcow2-plugin.so"
-fi
-if ! command -v nbdkit >/dev/null || ! command -v qemu-io >/dev/null ||
-   ! command -v qemu-img >/dev/null || [ ! -f "$PLUGIN" ]; then
-    echo "$(basename "$0"): the data round trips need nbdkit, qemu-io, qemu-img and the plugin: not run"
-    exit 0
-fi
-plugin_ok
 
 zq_nbdkit -- file=img.qcow2 --run '
     qemu-io -f raw -c "write -P 0x11 0 64k" \

@@ -133,10 +133,12 @@ zq_nbdkit -- file=snap.qcow2 \
              -c 'discard 128k 64k' -c 'write -P 5 3000k 100' >/dev/null" ||
     bad "snapshot: writing through the plugin failed"
 check_clean snap snap.qcow2
-qemu-io -f qcow2 -r -c 'read -P 1 2k 1k' -c 'read -P 3 3k 1k' \
-    -c 'read -P 1 4k 4k' -c 'read -P 4 66k 2k' -c 'read -P 0 128k 64k' \
-    -c 'read -P 5 3000k 100' snap.qcow2 | grep -q 'Pattern verification failed' &&
-    bad "snapshot: the active layer reads other bytes"
+out="$(qemu-io -f qcow2 -r -c 'read -P 1 2k 1k' -c 'read -P 3 3k 1k' \
+          -c 'read -P 1 4k 4k' -c 'read -P 4 66k 2k' -c 'read -P 0 128k 64k' \
+          -c 'read -P 5 3000k 100' snap.qcow2 2>&1)" ||
+    bad "snapshot: qemu-io could not read the active layer: $out"
+! grep -q 'Pattern verification failed' <<<"$out" ||
+    bad "snapshot: the active layer reads other bytes: $out"
 qemu-img snapshot -a first snap.qcow2
 qemu-img convert -O raw snap.qcow2 snap.after
 cmp snap.before snap.after || bad "snapshot: the snapshot changed"

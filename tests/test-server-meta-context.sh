@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # zqcow2-nbd negotiates metadata contexts by the NBD rules on a plain
-# qcow2 image: an empty list query and "base:" list base:allocation only,
-# "qemu:" lists nothing (qemu:zone-state exists only on zoned images),
+# qcow2 image: an empty list query lists base:allocation,
+# qemu:allocation-depth and qemu:joint-allocation, "base:" base:allocation
+# only, "qemu:" the two qemu ones (qemu:zone-state exists only on zoned
+# images),
 # SET selects by exact name and ignores unknown names; base:allocation
 # describes every byte as the nbdkit plugin does; REQ_ONE gets exactly one
 # extent.
@@ -37,10 +39,13 @@ def check(got, expected, what):
     if got != expected:
         sys.exit("%s: expected %r, got %r" % (what, expected, got))
 
-check(listed(), ["base:allocation"], "empty query")
+QEMU = ["qemu:allocation-depth", "qemu:joint-allocation"]
+check(listed(), ["base:allocation"] + QEMU, "empty query")
 check(listed("base:"), ["base:allocation"], "query base:")
 check(listed("base:allocation"), ["base:allocation"], "exact query")
-check(listed("qemu:"), [], "query qemu: on a plain image")
+check(listed("qemu:"), QEMU, "query qemu: on a plain image")
+check(listed("qemu:allocation-depth"), QEMU[:1], "exact qemu query")
+check(listed("qemu:allocation"), [], "a prefix is not a namespace")
 check(listed("qemu:zone-state"), [], "qemu:zone-state on a plain image")
 check(listed("x-nothing:", "nbd-server:foo"), [], "unknown queries")
 
@@ -50,12 +55,15 @@ def selected(*queries):
     for query in queries:
         h.add_meta_context(query)
     h.connect_uri(uri)
-    return [name for name in ("base:allocation", "qemu:zone-state")
+    return [name for name in ["base:allocation", "qemu:zone-state"] + QEMU
             if h.can_meta_context(name)]
 
 check(selected("x-nothing:foo", "base:allocation", "qemu:zone-state"),
       ["base:allocation"], "SET with an unknown name")
 check(selected("base:"), [], "SET takes exact names, not a namespace")
+check(selected("qemu:"), [], "SET takes exact names, not qemu:")
+check(selected("qemu:joint-allocation", "qemu:allocation-depth"), QEMU,
+      "SET of both qemu contexts")
 EOF
 ' img.qcow2 || fail "metadata context negotiation, see above"
 

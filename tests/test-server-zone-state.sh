@@ -158,8 +158,9 @@ uri = sys.argv[1]
 def listed(*queries):
     return sorted(zq_meta.listed(uri, *queries))
 
-for queries, expected in (((), ["base:allocation", "qemu:zone-state"]),
-                          (("qemu:",), ["qemu:zone-state"]),
+QEMU = ["qemu:allocation-depth", "qemu:joint-allocation", "qemu:zone-state"]
+for queries, expected in (((), ["base:allocation"] + QEMU),
+                          (("qemu:",), QEMU),
                           (("qemu:zone-state",), ["qemu:zone-state"]),
                           (("base:",), ["base:allocation"])):
     got = listed(*queries)

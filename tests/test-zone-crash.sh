@@ -89,7 +89,7 @@ for (( round = 1; round <= rounds; round++ )); do
     case "$check_status" in
         0) leaks= ;;
         3) leaks="$(grep -io '[0-9]* leaked clusters* were found' check.out)"
-           leaks="${leaks:-$(grep -i leak check.out | head -1)}"
+           leaks="${leaks:-$(grep -i -m1 leak check.out || true)}"
            leaky_rounds=$(( leaky_rounds + 1 )) ;;
         *) cat check.out >&2
            fail "round $round: zqcow2-img check exited $check_status after kill -9 at $delay_ms ms" ;;

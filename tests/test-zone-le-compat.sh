@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Write-pointer tables written in little-endian order by an early
-# implementation: zqcow2 reads them (with one warning), never changes them
-# on a read-only open, and rewrites the whole table big-endian on the
-# first write.  A table that is valid in neither order is refused for
-# writing and reported offline when read-only.
+# Write-pointer tables written in little-endian order (as QEMU's zoned
+# series writes them on x86; test-zone-qemu-series.sh builds whole
+# images of the series): zqcow2 reads them (with one warning), never
+# changes them on a read-only open, and rewrites the whole table
+# big-endian on the first write.  A table that is valid in neither order
+# is refused for writing and reported offline when read-only.
 
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/zone-functions.sh"

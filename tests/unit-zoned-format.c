@@ -77,8 +77,24 @@ main (void)
   CHECK (refused (&g, size, false, "zone_model 2"));
   g = good (); g.zone_size = 48 * MiB;
   CHECK (refused (&g, size, false, "power of two"));
-  g = good (); g.zone_size = 32768; g.zone_capacity = 32768; g.nr_zones = 32768;
-  CHECK (refused (&g, size, false, "smaller than the cluster size"));
+  /* Zones smaller than a cluster are valid, down to 512 bytes. */
+  g = good (); g.zone_size = 4096; g.zone_capacity = 4096;
+  g.nr_zones = size / 4096; g.zonedmeta_size = (uint64_t) g.nr_zones * 8;
+  CHECK (zone_geometry_check (&g, size, 65536, false, why, sizeof why) == 0);
+  g.zone_size = 512; g.zone_capacity = 512; g.nr_zones = 1024;
+  g.zonedmeta_size = 8192;
+  CHECK (zone_geometry_check (&g, 512 * 1024, 65536, false, why,
+                              sizeof why) == 0);
+  g.zone_size = 256; g.zone_capacity = 256; g.nr_zones = 2048;
+  CHECK (refused (&g, 512 * 1024, false, "power of two of at least 512"));
+  /* At most 2^29 - 1 zones; the limit is named. */
+  g = good (); g.zone_size = 512; g.zone_capacity = 512;
+  g.conventional_zones = 0; g.nr_zones = ZONED_MAX_NR_ZONES;
+  g.zonedmeta_size = (uint64_t) g.nr_zones * 8;
+  CHECK (zone_geometry_check (&g, (uint64_t) ZONED_MAX_NR_ZONES * 512, 65536,
+                              false, why, sizeof why) == 0);
+  CHECK (refused (&g, (uint64_t) ZONED_MAX_NR_ZONES * 512 + 512, false,
+                  "more than the limit of 536870911"));
   g = good (); g.zone_capacity = 65 * MiB;
   CHECK (refused (&g, size, false, "zone_capacity"));
   g = good (); g.zone_capacity = 1000;
@@ -140,6 +156,61 @@ main (void)
                           sizeof why) && cond == ZQ_ZONE_COND_FULL);
   CHECK (wp_entry_decode (&g, size, 2, 175 * MiB, &wp, &cond, why,
                           sizeof why) && cond == ZQ_ZONE_COND_CLOSED);
+
+  /* Where QEMU's series differs: max_append_bytes + 512 must stay below
+   * the capacity; an open limit without an active limit.
+   */
+  {
+    char notes[ZONE_QEMU_NOTES_MAX][ZONE_QEMU_NOTE_LEN];
+
+    g = good ();
+    CHECK (zone_geometry_qemu_notes (&g, notes) == 0);
+    g.zone_capacity = 65536 + 1024; g.max_append_bytes = 65536;
+    CHECK (zone_geometry_qemu_notes (&g, notes) == 0);
+    g.zone_capacity = 65536 + 512;
+    CHECK (zone_geometry_qemu_notes (&g, notes) == 1 &&
+           strstr (notes[0], "max_append_bytes 65536") != NULL);
+    g = good (); g.max_active_zones = 0;
+    CHECK (zone_geometry_qemu_notes (&g, notes) == 1 &&
+           strstr (notes[0], "no open limit") != NULL);
+    g.max_append_bytes = 64 * MiB;
+    CHECK (zone_geometry_qemu_notes (&g, notes) == 2);
+  }
+
+  /* Byte order: only entries whose two readings differ decide. */
+  {
+    struct wp_order_vote vote = { 0 };
+    uint64_t le_entries[4] = { 0, 0, 0, 0 };
+    unsigned i;
+
+    g = good (); g.conventional_zones = 0; g.nr_zones = 4;
+    size = 4 * 64 * MiB;
+    /* Zone 0 empty (0 reads the same both ways), zone 1 partly written,
+     * zone 2 full, zone 3 empty: little-endian.
+     */
+    le_entries[1] = __builtin_bswap64 (64 * MiB + 4096);
+    le_entries[2] = __builtin_bswap64 (192 * MiB);
+    le_entries[3] = __builtin_bswap64 (192 * MiB);
+    for (i = 0; i < 4; i++)
+      wp_order_vote (&vote, &g, size, i, le_entries[i]);
+    CHECK (vote.differing == 3 && vote.little_endian_only == 3);
+    CHECK (wp_order_is_little_endian (&vote));
+    /* The same in big-endian order. */
+    memset (&vote, 0, sizeof vote);
+    for (i = 0; i < 4; i++)
+      wp_order_vote (&vote, &g, size, i, __builtin_bswap64 (le_entries[i]));
+    CHECK (!wp_order_is_little_endian (&vote));
+    /* Only zone 0, which does not differ: big-endian. */
+    memset (&vote, 0, sizeof vote);
+    wp_order_vote (&vote, &g, size, 0, 0);
+    CHECK (vote.differing == 0 && !wp_order_is_little_endian (&vote));
+    /* One differing entry valid in neither order: not little-endian. */
+    memset (&vote, 0, sizeof vote);
+    for (i = 0; i < 3; i++)
+      wp_order_vote (&vote, &g, size, i, le_entries[i]);
+    wp_order_vote (&vote, &g, size, 3, 1);
+    CHECK (!wp_order_is_little_endian (&vote));
+  }
 
   UNIT_EXIT ();
 }

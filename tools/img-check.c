@@ -24,7 +24,8 @@ static const char usage_check[] =
   "\n"
   "Check the image's refcounts, tables and write pointers, read-only.\n"
   "Exit status: 0 no problems, 2 corruptions or zone errors, 3 leaked\n"
-  "clusters only, 1 the check could not be completed.\n";
+  "clusters only, 1 the check could not be completed (also for a file\n"
+  "of more than 2^31 - 1 clusters, which qemu-img check refuses too).\n";
 
 static void
 check_human (const struct zq_check_result *r)

@@ -37,12 +37,16 @@ static const char create_options_help[] =
   "  data_file_raw=on|off               keep NAME a raw image of the disk\n"
   "                                     (off)\n"
   "  zone.mode=host-managed             make a zoned image\n"
-  "  zone.size=SIZE                     power of two (256M)\n"
+  "  zone.size=SIZE                     power of two, 512 or more (256M)\n"
   "  zone.capacity=SIZE                 writable bytes per zone (zone.size)\n"
   "  zone.conventional_zones=N          leading conventional zones (0)\n"
   "  zone.max_open_zones=N              0 = no limit (0)\n"
-  "  zone.max_active_zones=N            0 = no limit (0)\n"
-  "  zone.max_append_bytes=SIZE         multiple of 512 (64K)\n"
+  "  zone.max_active_zones=N            0 = no limit (0; with only\n"
+  "                                     max_open_zones: the sequential\n"
+  "                                     zones)\n"
+  "  zone.max_append_bytes=SIZE         multiple of 512, + 512 below\n"
+  "                                     zone.capacity (64K, or the\n"
+  "                                     largest below that)\n"
   "  zone.allow_short_last_zone=on|off  allow SIZE not a multiple of\n"
   "                                     zone.size (off)\n";
 
@@ -238,29 +242,30 @@ cmd_create (struct command_line *cl)
                  zone_option);
   o.zoned = zone_mode;
 
+  /* The engine fills in the defaults; the line shows what it will use. */
   if (!quiet) {
+    struct zq_create_options shown = o;
+
+    zq_create_defaults (&shown);
     printf ("Formatting '%s', fmt=qcow2 cluster_size=%" PRIu32
-            " compression_type=%s size=%" PRIu64, o.filename,
-            o.cluster_size ? o.cluster_size : 65536,
-            o.compression_zstd ? "zstd" : "zlib", o.size);
-    if (o.data_file)
-      printf (" data_file=%s", o.data_file);
-    if (o.data_file_raw)
+            " compression_type=%s size=%" PRIu64, shown.filename,
+            shown.cluster_size, shown.compression_zstd ? "zstd" : "zlib",
+            shown.size);
+    if (shown.data_file)
+      printf (" data_file=%s", shown.data_file);
+    if (shown.data_file_raw)
       printf (" data_file_raw=on");
     printf (" lazy_refcounts=%s refcount_bits=%u",
-            o.lazy_refcounts ? "on" : "off",
-            o.refcount_bits ? o.refcount_bits : 16);
-    if (o.zoned) {
-      uint64_t zone_size = o.zone_size ? o.zone_size
-                                       : UINT64_C (256) << 20;
+            shown.lazy_refcounts ? "on" : "off", shown.refcount_bits);
+    if (shown.zoned) {
       printf (" zone.mode=host-managed zone.size=%" PRIu64
               " zone.capacity=%" PRIu64 " zone.conventional_zones=%" PRIu32
               " zone.max_open_zones=%" PRIu32 " zone.max_active_zones=%"
-              PRIu32 " zone.max_append_bytes=%" PRIu32, zone_size,
-              o.zone_capacity ? o.zone_capacity : zone_size,
-              o.conventional_zones, o.max_open_zones, o.max_active_zones,
-              o.max_append_bytes ? o.max_append_bytes : 65536);
-      if (o.allow_short_last_zone)
+              PRIu32 " zone.max_append_bytes=%" PRIu32, shown.zone_size,
+              shown.zone_capacity, shown.conventional_zones,
+              shown.max_open_zones, shown.max_active_zones,
+              shown.max_append_bytes);
+      if (shown.allow_short_last_zone)
         printf (" zone.allow_short_last_zone=on");
     }
     putchar ('\n');

@@ -53,9 +53,38 @@ static const enum zq_zone_cond all_conds[] = {
  */
 static char peek_error[1024];
 
+/* The warnings zq_info gave: the peek opens the image again, and the
+ * engine repeats some of them (a geometry QEMU reads differently).
+ */
+#define MAX_INFO_WARNINGS 4
+static char info_warnings[MAX_INFO_WARNINGS][512];
+static unsigned nr_info_warnings;
+
+static void
+log_info_warnings (enum zq_log_level level, const char *message)
+{
+  if (level == ZQ_LOG_WARNING && nr_info_warnings < MAX_INFO_WARNINGS)
+    snprintf (info_warnings[nr_info_warnings++], sizeof info_warnings[0],
+              "%s", message);
+  log_to_stderr (level, message);
+}
+
+static bool
+already_warned (const char *message)
+{
+  unsigned i;
+
+  for (i = 0; i < nr_info_warnings; i++)
+    if (strcmp (info_warnings[i], message) == 0)
+      return true;
+  return false;
+}
+
 static void
 log_to_peek_error (enum zq_log_level level, const char *message)
 {
+  if (level == ZQ_LOG_WARNING && already_warned (message))
+    return;
   if (level != ZQ_LOG_ERROR)
     log_to_stderr (level, message);
   else if (peek_error[0] == '\0')
@@ -285,8 +314,10 @@ cmd_info (struct command_line *cl)
     ;
   filename = file_operand (cl);
 
+  zq_set_log_fn (log_info_warnings);
   if (zq_info (filename, &info) == -1)
     return EXIT_FAILURE;
+  zq_set_log_fn (log_to_stderr);
   if (info.zoned)
     have_counts = count_conditions (filename, info.geometry.nr_zones, counts);
   if (cl->json)

@@ -13,14 +13,17 @@
 #include "img-commands.h"
 #include "img-print.h"
 #include "img-util.h"
+#include "img-zones.h"
 
 static const char usage_zones[] =
   "Usage: " PROGRAM " zones [--offset BYTES] [--count ZONES]\n"
-  "                  [--output=human|json] FILE\n"
+  "                  [--output=human|json] FILE|URI\n"
   "\n"
   "Report the zones, like 'blkzone report', from the zone containing byte\n"
   "BYTES (default 0), at most ZONES zones (default all).  Values are in\n"
-  "bytes (blkzone prints 512-byte sectors).\n";
+  "bytes (blkzone prints 512-byte sectors).  With an NBD URI (nbd://,\n"
+  "nbd+unix://, ...) the report is read from the export's qemu:zone-state\n"
+  "metadata context, as zqcow2-nbd publishes it.\n";
 
 static const char *
 type_name (enum zq_zone_type type, bool json)
@@ -56,6 +59,20 @@ open_zoned_image (const char *filename, bool readonly,
 /* ------------------------------------------------------------------ */
 /* zones */
 
+void
+zones_print_begin (bool json)
+{
+  if (json)
+    printf ("{\n    \"zones\": [");
+}
+
+void
+zones_print_end (bool json)
+{
+  if (json)
+    printf ("\n    ]\n}\n");
+}
+
 static void
 zone_human (const struct zq_zone *z)
 {
@@ -80,6 +97,16 @@ zone_json (uint32_t number, const struct zq_zone *z, bool first)
           first ? "" : ",", number, z->start, z->length, z->capacity,
           z->write_pointer, cond_name (z->cond), (unsigned) z->cond,
           type_name (z->type, true), (unsigned) z->type);
+}
+
+void
+zones_print_zone (uint32_t number, const struct zq_zone *z, bool json,
+                  bool first)
+{
+  if (json)
+    zone_json (number, z, first);
+  else
+    zone_human (z);
 }
 
 static int
@@ -109,6 +136,8 @@ cmd_zones (struct command_line *cl)
     }
   }
   filename = file_operand (cl);
+  if (is_nbd_uri (filename))
+    return zones_over_nbd (filename, offset, count, cl->json);
 
   img = open_zoned_image (filename, true, &g);
   if (img == NULL)
@@ -121,8 +150,7 @@ cmd_zones (struct command_line *cl)
   zone = offset / g.zone_size;
   end = count > g.nr_zones - zone ? g.nr_zones : zone + count;
 
-  if (cl->json)
-    printf ("{\n    \"zones\": [");
+  zones_print_begin (cl->json);
   while (zone < end) {
     uint32_t want = end - zone < 1024 ? end - zone : 1024;
 
@@ -131,17 +159,11 @@ cmd_zones (struct command_line *cl)
       goto out;
     if (n == 0)
       break;
-    for (i = 0; i < n; i++) {
-      if (cl->json)
-        zone_json (zone + i, &batch[i], done == 0);
-      else
-        zone_human (&batch[i]);
-      done++;
-    }
+    for (i = 0; i < n; i++)
+      zones_print_zone (zone + i, &batch[i], cl->json, done++ == 0);
     zone += n;
   }
-  if (cl->json)
-    printf ("\n    ]\n}\n");
+  zones_print_end (cl->json);
   status = EXIT_SUCCESS;
  out:
   if (zq_close (img) == -1)

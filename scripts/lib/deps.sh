@@ -5,13 +5,19 @@
 # Build: compiler, autotools, the libraries' development files.
 # Run and test: nbdkit, libnbd tools (nbdinfo, nbdcopy, nbdsh), qemu-utils
 # (qemu-img, qemu-io, qemu-nbd), fio; jq reads JSON output in tests.  perl
-# provides pod2man and podchecker.
+# provides pod2man and podchecker.  The VM harness (scripts/vm-test) boots
+# linux-image-amd64 under qemu-system-x86 with an initramfs of
+# busybox-static, nbd-client, e2fsprogs, util-linux (blkdiscard, blkzone),
+# dmsetup and fio, packed by cpio; kmod resolves module dependencies and
+# xz-utils unpacks compressed modules.
 ZQ_DEB_PACKAGES=(
   nbdkit nbdkit-plugin-dev
   libnbd-dev libnbd-bin python3-libnbd
   zlib1g-dev libzstd-dev
   autoconf automake libtool pkg-config make gcc
   qemu-utils fio perl jq
+  qemu-system-x86 linux-image-amd64 busybox-static nbd-client cpio
+  e2fsprogs util-linux dmsetup kmod xz-utils
 )
 
 # Prints the packages of ZQ_DEB_PACKAGES that are not installed.
