@@ -375,6 +375,7 @@ image_open (const struct zq_open_options *options,
     if (zones_open (img, st.st_size, options->offline_zones,
                     options->readonly_zones) == -1)
       goto fail;
+    img->zones->boundary_split = options->zone_boundary_split;
   }
   else if (options->offline_zones || options->readonly_zones) {
     refuse (img, EINVAL, "%s", "offline-zones and readonly-zones need a "

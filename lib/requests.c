@@ -43,20 +43,36 @@ zq_pread (struct zq_image *img, void *buf, uint64_t count, uint64_t offset)
                     : qcow2_read (img, buf, count, offset);
 }
 
+/* A write or write zeroes (buf NULL), waiting for its turn in its zone
+ * (park NULL) or parking.
+ */
+static int
+write_request (struct zq_image *img, const void *buf, uint64_t count,
+               uint64_t offset, unsigned flags, struct zq_park *park)
+{
+  const char *what = buf ? "write" : "write zeroes";
+  int r;
+
+  if (check_writable (img, what) == -1 ||
+      check_request (img, what, count, offset) == -1)
+    r = -1;
+  else if (img->zones)
+    r = zone_write (img, buf, count, offset, buf == NULL, flags, park);
+  else
+    r = buf ? qcow2_write (img, buf, count, offset)
+            : qcow2_zero (img, count, offset, flags);
+  if (r == 0 && (flags & ZQ_FUA))
+    r = fua (img, count, offset);
+  if (park != NULL && r != ZQ_PARKED)
+    *park = (struct zq_park) { .wake = park->wake };
+  return r;
+}
+
 int
 zq_pwrite (struct zq_image *img, const void *buf, uint64_t count,
            uint64_t offset, unsigned flags)
 {
-  int r;
-
-  if (check_writable (img, "write") == -1 ||
-      check_request (img, "write", count, offset) == -1)
-    return -1;
-  r = img->zones ? zone_write (img, buf, count, offset, false, 0)
-                 : qcow2_write (img, buf, count, offset);
-  if (r == 0 && (flags & ZQ_FUA))
-    r = fua (img, count, offset);
-  return r;
+  return write_request (img, buf, count, offset, flags & ZQ_FUA, NULL);
 }
 
 int
@@ -84,16 +100,21 @@ int
 zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
          unsigned flags)
 {
-  int r;
+  return write_request (img, NULL, count, offset, flags, NULL);
+}
 
-  if (check_writable (img, "write zeroes") == -1 ||
-      check_request (img, "write zeroes", count, offset) == -1)
-    return -1;
-  r = img->zones ? zone_write (img, NULL, count, offset, true, flags)
-                 : qcow2_zero (img, count, offset, flags);
-  if (r == 0 && (flags & ZQ_FUA))
-    r = fua (img, count, offset);
-  return r;
+int
+zq_pwrite_parked (struct zq_image *img, const void *buf, uint64_t count,
+                  uint64_t offset, unsigned flags, struct zq_park *park)
+{
+  return write_request (img, buf, count, offset, flags & ZQ_FUA, park);
+}
+
+int
+zq_zero_parked (struct zq_image *img, uint64_t count, uint64_t offset,
+                unsigned flags, struct zq_park *park)
+{
+  return write_request (img, NULL, count, offset, flags, park);
 }
 
 int

@@ -52,6 +52,11 @@ struct zone {
    * it lets proceed instead of every request queued here.
    */
   struct zone_waiter *waiters;
+  /* Writes parked without a thread (zq_pwrite_parked), each woken by its
+   * park->wake when it may be tried again.
+   */
+  struct zq_park *parked;
+  uint64_t progress_ns;         /* last accept or retire, monotonic */
   /* The writes accepted and not yet retired, in offset order. */
   struct zone_waiter *in_flight, *in_flight_last;
 };
@@ -70,6 +75,8 @@ struct zone_set {
   uint32_t nr_active;           /* open + closed */
   uint64_t clock;
   bool little_endian;           /* table read in the old byte order */
+  bool boundary_split;          /* zq_open_options.zone_boundary_split */
+  uint64_t wait_timeouts;       /* zq_zone_wait_timeouts */
 
   /* Tests only (fault injection): called before the data of each write
    * into a sequential zone is written, without the lock held.  A
@@ -77,6 +84,10 @@ struct zone_set {
    */
   int (*fault_hook) (void *opaque, uint64_t offset, uint64_t count);
   void *fault_opaque;
+  /* Tests only: the wait of a write ahead of the pointer, in ns (0: the
+   * default, zone-io.c).
+   */
+  uint64_t ahead_wait_ns;
 };
 
 /* Reads and validates the zoned extension and the write-pointer table.
@@ -92,8 +103,10 @@ int zones_flush (struct zq_image *img);
 /* Requests on a zoned image, with the zone rules (zone-io.c). */
 int zone_read (struct zq_image *img, void *buf, uint64_t count,
                uint64_t offset);
+/* With park NULL, waits for the write's turn; else may return ZQ_PARKED. */
 int zone_write (struct zq_image *img, const void *buf, uint64_t count,
-                uint64_t offset, bool zeroes, unsigned zero_flags);
+                uint64_t offset, bool zeroes, unsigned zero_flags,
+                struct zq_park *park);
 int zone_trim (struct zq_image *img, uint64_t count, uint64_t offset);
 /* A write at the zone's write pointer, the offset chosen under the zone
  * lock and returned in *appended_at.

@@ -65,6 +65,14 @@ struct zq_open_options {
    */
   const char *backing_file;
   bool no_backing;
+  /* Zoned images: a write (or write zeroes) that crosses zone boundaries
+   * is accepted when each piece is valid in its own zone (every piece but
+   * the last ends at its zone's end, with no byte beyond the capacity;
+   * every piece but the first starts at its zone's write pointer), and
+   * applied as those pieces.  false: such writes are refused, as ZBC
+   * refuses them.  For clients that cannot see the zones.
+   */
+  bool zone_boundary_split;
 };
 
 /* Opens and validates an image.  Returns NULL with errno set on failure. */
@@ -115,6 +123,48 @@ int zq_trim (struct zq_image *img, uint64_t count, uint64_t offset,
 int zq_zero (struct zq_image *img, uint64_t count, uint64_t offset,
              unsigned flags);
 int zq_flush (struct zq_image *img);
+
+/* Parked writes.  A write (or write zeroes) into a sequential zone that
+ * arrives ahead of the zone's write pointer waits for the writes before
+ * it.  zq_pwrite and zq_zero wait in the calling thread.  A server that
+ * reads requests independently of its threads calls the _parked variants
+ * instead: a write that must wait returns ZQ_PARKED at once, its record
+ * queued on the zone, and the engine calls park->wake once it may be
+ * tried again, with the same arguments and record.  The retry may park
+ * again.  A parked write that sees no progress in its zone for the wait
+ * (five seconds, measured from the later of the last progress in the zone
+ * and the write's arrival) is woken by zq_parked_expire, and its retry
+ * fails with EIO.
+ */
+#define ZQ_PARKED 1
+
+struct zq_park {
+  /* The caller's.  Called with an engine lock held: it may only hand the
+   * request to a thread that retries it, never call the engine.
+   */
+  void (*wake) (struct zq_park *park);
+  /* The engine's: zero before the first call; the engine zeroes them
+   * again when a call completes (returns anything but ZQ_PARKED), so a
+   * record serves one request after another.
+   */
+  struct zq_park *next;
+  uint64_t offset;              /* where the write waits to start */
+  uint64_t since_ns;            /* when it first parked */
+  bool expired;                 /* woken by zq_parked_expire */
+};
+
+int zq_pwrite_parked (struct zq_image *img, const void *buf, uint64_t count,
+                      uint64_t offset, unsigned flags, struct zq_park *park);
+int zq_zero_parked (struct zq_image *img, uint64_t count, uint64_t offset,
+                    unsigned flags, struct zq_park *park);
+/* Wakes the parked writes whose wait is over.  Call it a few times a
+ * second while any may be parked.
+ */
+void zq_parked_expire (struct zq_image *img);
+/* How many writes ahead of a write pointer have failed because the
+ * writes before them did not come within the wait.
+ */
+uint64_t zq_zone_wait_timeouts (struct zq_image *img);
 
 /* Block status, as NBD's base:allocation sees it. */
 #define ZQ_EXTENT_HOLE (1u << 0)

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ static char *offline_zones;     /* offline-zones=LIST, fault injection */
 static char *readonly_zones;    /* readonly-zones=LIST, fault injection */
 static char *backing_file;      /* backing=FILE, absolute */
 static bool no_backing;         /* backing=none */
+static bool zone_boundary_split; /* zone-boundary=split */
 
 /* The one engine every connection shares, opened by the first .open.
  * image_lock serialises opening it; once set, image never changes until
@@ -143,6 +145,13 @@ zqcow2_config (const char *key, const char *value)
         return -1;
     }
   }
+  else if (strcmp (key, "zone-boundary") == 0) {
+    if (strcmp (value, "split") != 0 && strcmp (value, "refuse") != 0) {
+      nbdkit_error ("zone-boundary=%s: not refuse or split", value);
+      return -1;
+    }
+    zone_boundary_split = strcmp (value, "split") == 0;
+  }
   else if (strcmp (key, "offline-zones") == 0 ||
            strcmp (key, "readonly-zones") == 0) {
     /* The engine parses the list when it opens the image, and names the
@@ -186,7 +195,10 @@ zqcow2_config_complete (void)
   "offline-zones=LIST        Zoned images: zones (e.g. 3,7-9) that fail\n" \
   "                          reads and writes, as OFFLINE zones do.\n" \
   "readonly-zones=LIST       Zoned images: zones that fail writes, as\n" \
-  "                          READ_ONLY zones do."
+  "                          READ_ONLY zones do.\n" \
+  "zone-boundary=refuse|split  Zoned images: split writes that cross zone\n" \
+  "                          boundaries when each piece is valid in its\n" \
+  "                          zone (default: refuse them, as ZBC does)."
 
 /* Validates the image before nbdkit starts serving, so a corrupt or
  * unsupported image stops nbdkit at startup with the engine's message
@@ -205,6 +217,7 @@ zqcow2_get_ready (void)
     .readonly_zones = readonly_zones,
     .backing_file = backing_file,
     .no_backing = no_backing,
+    .zone_boundary_split = zone_boundary_split,
   };
   struct zq_image *probe;
 
@@ -235,6 +248,7 @@ zqcow2_open (int readonly)
       .readonly_zones = readonly_zones,
       .backing_file = backing_file,
       .no_backing = no_backing,
+      .zone_boundary_split = zone_boundary_split,
     };
 
     /* On failure the engine has logged the reason (e.g. an image marked
@@ -381,15 +395,42 @@ zqcow2_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
   return 0;
 }
 
+/* A write ahead of its zone's write pointer waits for the writes before
+ * it in the nbdkit thread that received it, and nbdkit reads no further
+ * request of a connection while all its threads are busy: with fewer
+ * threads than the client keeps writes in flight, the write at the
+ * pointer may never be read, and the waiting writes time out.  nbdkit's
+ * plugin API has no way to answer a request later from another thread,
+ * so the fix is the thread count, and the plugin says so, once.
+ */
+static atomic_bool starved_warned;
+
+static void
+warn_if_starved (struct zq_image *img)
+{
+  if (zq_zone_wait_timeouts (img) > 0 &&
+      !atomic_exchange (&starved_warned, true))
+    nbdkit_error ("warning: a write ahead of a zone's write pointer timed "
+                  "out waiting for the writes before it, probably because "
+                  "every nbdkit thread of the connection held such a "
+                  "write.  Run nbdkit with -t N, N at least the number of "
+                  "requests the client keeps in flight per connection "
+                  "(128 for the Linux kernel's client), or lower "
+                  "/sys/block/nbdX/queue/nr_requests in the client");
+}
+
 /* NBD_CMD_WRITE, with FUA. */
 static int
 zqcow2_pwrite (void *handle, const void *buf, uint32_t count,
                uint64_t offset, uint32_t flags)
 {
   struct zq_image *img = handle;
+  int err;
 
   if (zq_pwrite (img, buf, count, offset, engine_flags (flags)) == -1) {
-    nbdkit_set_error (errno);
+    err = errno;
+    warn_if_starved (img);
+    nbdkit_set_error (err);
     return -1;
   }
   return 0;
@@ -404,8 +445,12 @@ zqcow2_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
   struct zq_image *img = handle;
 
+  int err;
+
   if (zq_zero (img, count, offset, engine_flags (flags)) == -1) {
-    nbdkit_set_error (errno);
+    err = errno;
+    warn_if_starved (img);
+    nbdkit_set_error (err);
     return -1;
   }
   return 0;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -53,6 +54,8 @@ list_remove_and_close (struct connection *conn)
     pthread_cond_broadcast (&list_empty);
   pthread_mutex_unlock (&list_lock);
 }
+
+static void request_wake (struct zq_park *park);
 
 static void
 connection_free (struct connection *conn)
@@ -108,6 +111,8 @@ connection_start (int fd)
   pthread_cond_init (&conn->work, NULL);
   pthread_cond_init (&conn->slot_free, NULL);
   for (i = 0; i < REQUESTS_PER_CONNECTION; i++) {
+    conn->requests[i].conn = conn;
+    conn->requests[i].park.wake = request_wake;
     conn->requests[i].next = conn->free_requests;
     conn->free_requests = &conn->requests[i];
   }
@@ -191,6 +196,42 @@ request_queue (struct connection *conn, struct request *req)
   pthread_mutex_unlock (&conn->lock);
 }
 
+/* The engine says a parked write may be retried: it goes to the head of
+ * the queue, as the writes behind it in its zone wait for it.  With the
+ * engine's zone lock held.
+ */
+static void
+request_wake (struct zq_park *park)
+{
+  struct request *req = (struct request *)
+    ((char *) park - offsetof (struct request, park));
+  struct connection *conn = req->conn;
+
+  pthread_mutex_lock (&conn->lock);
+  req->next = conn->queue_head;
+  conn->queue_head = req;
+  if (conn->queue_tail == NULL)
+    conn->queue_tail = req;
+  conn->nr_parked--;
+  /* When closed, every worker is waiting for the parked to drain. */
+  if (conn->queue_closed)
+    pthread_cond_broadcast (&conn->work);
+  else
+    pthread_cond_signal (&conn->work);
+  pthread_mutex_unlock (&conn->lock);
+}
+
+/* A worker left a request parked in the engine.  It may have been woken
+ * already (nr_parked is then -1 for a moment).
+ */
+void
+request_parked (struct connection *conn)
+{
+  pthread_mutex_lock (&conn->lock);
+  conn->nr_parked++;
+  pthread_mutex_unlock (&conn->lock);
+}
+
 static void *
 worker_thread (void *opaque)
 {
@@ -199,10 +240,12 @@ worker_thread (void *opaque)
 
   for (;;) {
     pthread_mutex_lock (&conn->lock);
-    while (conn->queue_head == NULL && !conn->queue_closed)
+    while (conn->queue_head == NULL &&
+           !(conn->queue_closed && conn->nr_parked == 0))
       pthread_cond_wait (&conn->work, &conn->lock);
     req = conn->queue_head;
-    if (req == NULL) {          /* closed and drained */
+    if (req == NULL) {          /* closed, drained, nothing parked */
+      pthread_cond_broadcast (&conn->work);
       pthread_mutex_unlock (&conn->lock);
       return NULL;
     }
@@ -211,8 +254,10 @@ worker_thread (void *opaque)
       conn->queue_tail = NULL;
     pthread_mutex_unlock (&conn->lock);
 
-    execute_request (conn, req);
-    request_put (conn, req);
+    if (execute_request (conn, req))
+      request_put (conn, req);
+    else
+      request_parked (conn);
   }
 }
 
@@ -234,7 +279,10 @@ workers_start (struct connection *conn)
   return 0;
 }
 
-/* Lets the workers finish every queued request, then joins them. */
+/* Lets the workers finish every queued request, and every parked one
+ * (each comes back when its turn comes or its wait expires), then joins
+ * them.
+ */
 void
 workers_stop (struct connection *conn)
 {

@@ -9,6 +9,21 @@
  * connection and are reused: in steady state a request costs no malloc,
  * and a client that sends faster than the engine works is held back when
  * the pool runs dry.
+ *
+ * A write ahead of its zone's write pointer does not hold a worker while
+ * it waits for the writes before it: the engine parks it (zq_park) and
+ * wakes it, through request_wake, once it may be retried, and a worker
+ * takes it up again.  The reader goes on reading meanwhile, so the write
+ * at the pointer always arrives, on this connection or another.  There
+ * are enough slots for the 128 requests the Linux kernel's client keeps
+ * in flight per connection, so parked writes hold at most 128 requests
+ * of at most 32 MiB each; a client with more in flight is not read from
+ * until a slot frees, and if the write its parked writes wait for is
+ * among those unread ones, they fail with EIO after the engine's wait.
+ *
+ * Lock order: the engine's zone lock, then conn->lock (the engine calls
+ * request_wake with its lock held); conn->lock is never held across an
+ * engine call.
  */
 #ifndef ZQ_SERVER_CONNECTION_H
 #define ZQ_SERVER_CONNECTION_H
@@ -19,11 +34,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zqcow2.h"
+
 #define WORKERS_PER_CONNECTION  16
-#define REQUESTS_PER_CONNECTION 32
+#define REQUESTS_PER_CONNECTION 128
 
 struct request {
   struct request *next;         /* in the free list or the queue */
+  struct connection *conn;      /* the slot's owner, for request_wake */
+  struct zq_park park;          /* a write parked in the engine */
   uint16_t flags;
   uint16_t type;
   uint64_t cookie;
@@ -59,6 +78,10 @@ struct connection {
   struct request *free_requests;
   struct request *queue_head, *queue_tail;
   bool queue_closed;            /* the reader has stopped */
+  /* Writes parked in the engine, to come back to the queue; -1 for a
+   * moment when one is woken before its worker counted it.
+   */
+  int nr_parked;
   struct request requests[REQUESTS_PER_CONNECTION];
   pthread_t workers[WORKERS_PER_CONNECTION];
   unsigned nr_workers;
@@ -72,6 +95,7 @@ int request_buffer (struct request *req, size_t size);
 int workers_start (struct connection *conn);
 void workers_stop (struct connection *conn);
 void connection_fail (struct connection *conn);
+void request_parked (struct connection *conn);
 
 /* protocol.c: option haggling.  Returns 0 to go on to transmission, -1
  * when the connection should close.
@@ -80,7 +104,10 @@ int negotiate (struct connection *conn);
 
 /* transmission.c */
 void transmission (struct connection *conn);
-void execute_request (struct connection *conn, struct request *req);
+/* Returns false when the request was parked: request_wake queues it
+ * again, and the slot stays taken.
+ */
+bool execute_request (struct connection *conn, struct request *req);
 
 /* reply.c: each returns 0, or -1 when the connection is lost; it is then
  * marked dead and the reader stops, so callers need do nothing more.

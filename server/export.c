@@ -14,11 +14,12 @@ atomic_bool shutting_down;
 int
 export_open (const struct options *o)
 {
-  const struct zq_open_options open_options =
+  struct zq_open_options open_options =
     engine_open_options (&o->engine, o->image, o->readonly);
   struct zq_zone_geometry geometry;
   struct zq_block_limits limits;
 
+  open_options.zone_boundary_split = o->zone_boundary_split;
   export.img = zq_open (&open_options);
   if (export.img == NULL)
     return -1;                  /* the engine said why */

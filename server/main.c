@@ -159,6 +159,8 @@ main (int argc, char *argv[])
 
   if (export_open (&o) == -1)
     exit (EXIT_FAILURE);
+  if (park_timer_start () == -1)
+    goto fail;
 
   if (nr_listeners == 0) {
     if (o.run && !o.unix_socket && !o.port)
@@ -207,6 +209,7 @@ main (int argc, char *argv[])
     close (listeners[i]);
   connections_shutdown ();
   connections_wait ();
+  park_timer_stop ();
   if (zq_close (export.img) == -1) {
     server_error ("%s: the final flush failed; writes not flushed by a "
                   "client may be lost", o.image);
@@ -223,6 +226,7 @@ main (int argc, char *argv[])
   return exit_code;
 
  fail:
+  park_timer_stop ();
   zq_close (export.img);
   if (private_socket)
     remove_private_socket (private_socket);

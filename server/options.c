@@ -12,6 +12,7 @@
 
 enum {
   OPT_RUN = 256,
+  OPT_ZONE_BOUNDARY,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -25,6 +26,7 @@ static const struct option long_options[] = {
   { "export-name", required_argument, NULL, 'e' },
   ENGINE_LONG_OPTIONS,
   { "run", required_argument, NULL, OPT_RUN },
+  { "zone-boundary", required_argument, NULL, OPT_ZONE_BOUNDARY },
   { "allocation-depth", no_argument, NULL, 'A' },
   { "verbose", no_argument, NULL, 'v' },
   { "help", no_argument, NULL, OPT_HELP },
@@ -38,7 +40,8 @@ usage (FILE *out)
   fprintf (out,
 "Usage: %s [-r] [-U SOCKET | -p PORT [-b ADDR]] [-e EXPORTNAME]\n"
 "           [--backing FILE|none] [--data-file FILE] [--l2-cache-size SIZE]\n"
-"           [--offline-zones LIST] [--readonly-zones LIST] [--run CMD] [-A] [-v]\n"
+"           [--offline-zones LIST] [--readonly-zones LIST]\n"
+"           [--zone-boundary refuse|split] [--run CMD] [-A] [-v]\n"
 "           IMAGE\n"
 "Serve a qcow2 image, zoned or not, over NBD.\n"
 "\n"
@@ -48,6 +51,9 @@ usage (FILE *out)
 "  -b, --bind ADDR        listen on this address (default %s)\n"
 "  -e, --export-name NAME the export's name (default \"\")\n"
 ENGINE_OPTIONS_HELP
+"      --zone-boundary split accept writes crossing zone boundaries when\n"
+"                            each piece is valid in its zone (default:\n"
+"                            refuse, as ZBC does)\n"
 "      --run CMD          run CMD with $uri set, serve until it exits,\n"
 "                         and exit with its status\n"
 "  -A, --allocation-depth accepted as qemu-nbd takes it; qemu:allocation-depth\n"
@@ -85,6 +91,13 @@ parse_options (int argc, char *argv[], struct options *o)
     case 'v': verbose = true; break;
     case 'A': break;            /* the contexts are always published */
     case OPT_RUN: o->run = optarg; break;
+    case OPT_ZONE_BOUNDARY:
+      if (strcmp (optarg, "split") != 0 && strcmp (optarg, "refuse") != 0) {
+        server_error ("--zone-boundary %s: not refuse or split", optarg);
+        exit (EXIT_FAILURE);
+      }
+      o->zone_boundary_split = strcmp (optarg, "split") == 0;
+      break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION:
       printf ("%s %s\n", PROGRAM_NAME, PACKAGE_VERSION);

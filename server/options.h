@@ -18,6 +18,7 @@ struct options {
   const char *bind_addr;        /* -b */
   struct engine_options engine; /* --backing, --data-file, ... */
   const char *run;
+  bool zone_boundary_split;     /* --zone-boundary=split */
 };
 
 /* Fills o and export.name from the command line.  Exits with a message

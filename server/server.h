@@ -3,7 +3,8 @@
  * main.c parses the command line, opens the one engine every connection
  * shares and runs the accept loop; listen.c makes the listening sockets;
  * captive.c runs the --run command; connection.c gives each client a
- * reader thread and a pool of workers; protocol.c negotiates;
+ * reader thread and a pool of workers; park-timer.c ends the waits of
+ * parked writes; protocol.c negotiates;
  * transmission.c reads requests and executes them; reply.c writes
  * replies; block-status.c and zone-state.c answer NBD_CMD_BLOCK_STATUS.
  */
@@ -68,5 +69,9 @@ const char *engine_error_message (void);
 int connection_start (int fd);
 void connections_shutdown (void);
 void connections_wait (void);
+
+/* park-timer.c: expires the waits of parked writes on a zoned export. */
+int park_timer_start (void);
+void park_timer_stop (void);
 
 #endif /* ZQ_SERVER_H */

@@ -193,8 +193,10 @@ execute_read (struct connection *conn, struct request *req)
   return 0;
 }
 
-/* Runs one request on the engine and replies.  On a worker thread. */
-void
+/* Runs one request on the engine and replies, unless the engine parked
+ * it (then it returns false).  On a worker thread.
+ */
+bool
 execute_request (struct connection *conn, struct request *req)
 {
   bool fua = (req->flags & NBD_CMD_FLAG_FUA) != 0;
@@ -203,12 +205,14 @@ execute_request (struct connection *conn, struct request *req)
 
   if (req->error) {
     reply_error (conn, req, req->error, req->why);
-    return;
+    return true;
   }
-  /* A request still queued when a shutdown began is not started. */
-  if (atomic_load (&shutting_down)) {
+  /* A request still queued when a shutdown began is not started; a parked
+   * one comes back to be finished.
+   */
+  if (atomic_load (&shutting_down) && req->park.since_ns == 0) {
     reply_error (conn, req, ESHUTDOWN, "the server is shutting down");
-    return;
+    return true;
   }
 
   engine_error_clear ();
@@ -217,8 +221,10 @@ execute_request (struct connection *conn, struct request *req)
     r = execute_read (conn, req);
     break;
   case NBD_CMD_WRITE:
-    r = zq_pwrite (export.img, req->buf, req->count, req->offset,
-                   fua ? ZQ_FUA : 0);
+    r = zq_pwrite_parked (export.img, req->buf, req->count, req->offset,
+                          fua ? ZQ_FUA : 0, &req->park);
+    if (r == ZQ_PARKED)
+      return false;
     if (r == 0)
       reply_ok (conn, req);
     break;
@@ -238,7 +244,10 @@ execute_request (struct connection *conn, struct request *req)
       zero_flags |= ZQ_MAY_TRIM;
     if (req->flags & NBD_CMD_FLAG_FAST_ZERO)
       zero_flags |= ZQ_FAST_ZERO;
-    r = zq_zero (export.img, req->count, req->offset, zero_flags);
+    r = zq_zero_parked (export.img, req->count, req->offset, zero_flags,
+                        &req->park);
+    if (r == ZQ_PARKED)
+      return false;
     if (r == 0)
       reply_ok (conn, req);
     break;
@@ -248,4 +257,5 @@ execute_request (struct connection *conn, struct request *req)
   }
   if (r == -1)
     reply_error (conn, req, errno, engine_error_message ());
+  return true;
 }

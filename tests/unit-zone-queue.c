@@ -246,7 +246,7 @@ test_interleaved_writers (uint32_t zi)
 }
 
 /* Behind the pointer: EIO at once.  Ahead of it with nothing to fill
- * the gap: EIO after the 1 second wait, and the pointer does not move.
+ * the gap: EIO after the wait (zone-io.c), and the pointer does not move.
  */
 static void
 test_out_of_place (uint32_t zi)
