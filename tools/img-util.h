@@ -41,7 +41,7 @@ struct command {
   int (*run) (struct command_line *cl); /* returns the exit status */
   const char *usage;            /* what --help prints */
   const char *short_options;    /* its own options, in getopt's syntax */
-  const struct option *long_options; /* its own, ended by { NULL }, or NULL */
+  const struct option *long_options; /* its own, ended by a zeroed entry, or NULL */
   bool output;                  /* it takes --output=human|json */
   bool options_first;           /* options stop at the first operand */
 };

@@ -174,7 +174,7 @@ cmd_zones (struct command_line *cl)
 static const struct option zones_options[] = {
   { "offset", required_argument, NULL, 'o' },
   { "count", required_argument, NULL, 'c' },
-  { NULL },
+  { NULL, 0, NULL, 0 },
 };
 
 const struct command zones_command = {
