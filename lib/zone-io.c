@@ -145,7 +145,10 @@ may_proceed (const struct zone *z, const struct zone_waiter *w)
   return write_may_proceed (z, w->append ? z->wp_admitted : w->offset);
 }
 
-/* After any change of the zone's state: wakes the queued requests it
+static void accept_queued (struct zone_set *zs, struct zone *z);
+
+/* After any change of the zone's state: accepts the queued writes whose
+ * turn has come (accept_queued), then wakes the queued requests it
  * concerns, not the others, which could only go back to sleep.  A parked
  * write leaves the zone's queue as its owner is told to retry it.  A
  * wake counts as progress: the write the others wait for has arrived,
@@ -153,11 +156,12 @@ may_proceed (const struct zone *z, const struct zone_waiter *w)
  * zs->lock held.
  */
 static void
-wake_ready (struct zone *z)
+wake_ready (struct zone_set *zs, struct zone *z)
 {
   struct zone_waiter *w;
   struct zq_park **p, *park;
 
+  accept_queued (zs, z);
   for (w = z->waiters; w != NULL; w = w->next)
     if (may_proceed (z, w)) {
       pthread_cond_signal (&w->wake);
@@ -190,6 +194,8 @@ wait_on_zone (struct zone_set *zs, struct zone *z, struct zone_waiter *w,
   z->waiters = w;
   r = deadline ? pthread_cond_timedwait (&w->wake, &zs->lock, deadline)
                : pthread_cond_wait (&w->wake, &zs->lock);
+  if (w->accepted)              /* accept_queued took it off the queue */
+    return r;
   for (p = &z->waiters; *p != w; p = &(*p)->next)
     ;
   *p = w->next;
@@ -257,6 +263,8 @@ take_turn (struct zone_set *zs, struct zone *z, struct zone_waiter *req,
   int r;
 
   for (;;) {
+    if (req->accepted)          /* by another thread: see accept_queued */
+      return 0;
     if (req->append)
       req->offset = z->wp_admitted;
     if ((r = check_turn (z, req->offset, why, why_len)) != EAGAIN)
@@ -314,12 +322,11 @@ check_room (struct zone_set *zs, struct zone *z, struct zone_waiter *req,
   return 0;
 }
 
-/* Puts an accepted write at the end of the zone's writes in flight, and
- * lets the write that follows it start at once, before it completes.
+/* Puts an accepted write at the end of the zone's writes in flight.
  * zs->lock held.
  */
 static void
-accept_write (struct zone_set *zs, struct zone *z, struct zone_waiter *req)
+admit_write (struct zone_set *zs, struct zone *z, struct zone_waiter *req)
 {
   req->state = ZONE_REQ_RUNNING;
   req->next = NULL;
@@ -331,7 +338,48 @@ accept_write (struct zone_set *zs, struct zone *z, struct zone_waiter *req)
   z->wp_admitted = req->wp_after;
   z->last_used = ++zs->clock;
   z->progress_ns = now_ns ();
-  wake_ready (z);
+}
+
+/* Accepts a write and lets the writes that follow it start at once,
+ * before it completes.  zs->lock held.
+ */
+static void
+accept_write (struct zone_set *zs, struct zone *z, struct zone_waiter *req)
+{
+  admit_write (zs, z, req);
+  wake_ready (zs, z);
+}
+
+/* Accepts, on their behalf, the queued writes whose turn has come, in
+ * offset order, with the checks their own threads would make, then wakes
+ * each to write its data.  Writes that arrived while one before them was
+ * late then start together once it is accepted, instead of each waking
+ * the next in turn, a convoy of one context switch a write.  A write the
+ * zone cannot take (its capacity, the open or active zone limits) is not
+ * accepted here: wake_ready wakes it and its thread refuses it with the
+ * reason.  zs->lock held.
+ */
+static void
+accept_queued (struct zone_set *zs, struct zone *z)
+{
+  struct zone_waiter **p, *w;
+  char why[256];
+
+  for (p = &z->waiters; (w = *p) != NULL; ) {
+    if (w->count == 0 || w->offset != z->wp_admitted ||
+        check_turn (z, w->offset, why, sizeof why) != 0 ||
+        check_room (zs, z, w, w->offset + w->count, w->zeroes,
+                    why, sizeof why) != 0) {
+      p = &w->next;
+      continue;
+    }
+    /* Off the queue first: admit_write links it into in_flight. */
+    *p = w->next;
+    admit_write (zs, z, w);
+    w->accepted = true;
+    pthread_cond_signal (&w->wake);
+    p = &z->waiters;            /* the next write may be anywhere */
+  }
 }
 
 /* Retires the finished writes at the head of the zone's writes in
@@ -374,7 +422,7 @@ retire_writes (struct zone_set *zs, struct zone *z)
         zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
     }
   }
-  wake_ready (z);
+  wake_ready (zs, z);
 }
 
 static int
@@ -469,7 +517,9 @@ sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
   const char *op = appended_at ? "zone append" : zeroes ? "write zeroes"
                                                         : "write";
   struct zone_waiter req = { .offset = offset,
-                             .append = appended_at != NULL };
+                             .append = appended_at != NULL,
+                             .count = appended_at ? 0 : count,
+                             .zeroes = zeroes };
   char why[256];
   int r;
 
@@ -478,7 +528,7 @@ sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
   pthread_mutex_lock (&zs->lock);
   r = take_turn (zs, z, &req, park, park_since (park), why, sizeof why);
   offset = req.offset;
-  if (r == 0)
+  if (r == 0 && !req.accepted)
     r = check_room (zs, z, &req, offset + count, zeroes, why, sizeof why);
   if (r != 0) {
     if (r != ZQ_PARKED)
@@ -487,7 +537,8 @@ sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
     pthread_cond_destroy (&req.wake);
     return r;
   }
-  accept_write (zs, z, &req);
+  if (!req.accepted)
+    accept_write (zs, z, &req);
   pthread_mutex_unlock (&zs->lock);
   if (appended_at)
     *appended_at = offset;
@@ -822,7 +873,7 @@ zone_reset (struct zq_image *img, uint32_t zi)
   pthread_mutex_lock (&zs->lock);
   z->resetting = false;
   z->progress_ns = now_ns ();
-  wake_ready (z);
+  wake_ready (zs, z);
   pthread_mutex_unlock (&zs->lock);
   pthread_cond_destroy (&waiter.wake);
   return r;

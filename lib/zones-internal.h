@@ -27,6 +27,12 @@ struct zone_waiter {
   uint64_t wp_after;            /* the write pointer once it is retired */
   bool reset;                   /* a reset, waiting for writes to drain */
   bool append;                  /* a zone append: offset chosen at its turn */
+  /* A write of count bytes (zeroes: write zeroes) that may be accepted
+   * by another thread when its turn comes (count 0: it may not).
+   */
+  uint64_t count;
+  bool zeroes;
+  bool accepted;                /* accepted by another thread */
   enum zone_req_state state;
   int error;
   /* Retired: the pointer has passed it, or it failed, or (doomed) a

@@ -141,7 +141,27 @@ struct writer {
   int failures;
   int last_errno;
   double returned;              /* when its last write returned */
+  bool done;                    /* returned is set (atomic) */
 };
+
+/* One write of wr's, its failure counted. */
+static void
+writer_pwrite (struct writer *wr, const void *buf, size_t len,
+               uint64_t offset)
+{
+  if (zq_pwrite (img, buf, len, offset, 0) == -1) {
+    wr->failures++;
+    wr->last_errno = errno;
+  }
+}
+
+/* wr's thread is about to return: stamp the time, then say so. */
+static void
+writer_finished (struct writer *wr)
+{
+  wr->returned = now ();
+  __atomic_store_n (&wr->done, true, __ATOMIC_RELEASE);
+}
 
 /* Writes blocks first, first + step, ... of the zone at base: with
  * THREADS such writers, the zone's blocks arrive interleaved and mostly
@@ -157,12 +177,9 @@ write_blocks (void *opaque)
   for (i = wr->first; i < wr->count; i += wr->step) {
     uint64_t offset = wr->base + (uint64_t) i * BLOCK;
     memset (buf, block_byte (offset), BLOCK);
-    if (zq_pwrite (img, buf, BLOCK, offset, 0) == -1) {
-      wr->failures++;
-      wr->last_errno = errno;
-    }
+    writer_pwrite (wr, buf, BLOCK, offset);
   }
-  wr->returned = now ();
+  writer_finished (wr);
   return NULL;
 }
 
@@ -487,14 +504,102 @@ test_open_limit (void)
   check_blocks (z2, 2);
 }
 
+/* Whether wr's thread returns within two seconds. */
+static bool
+wait_returned (struct writer *wr)
+{
+  double deadline = now () + 2;
+
+  while (!__atomic_load_n (&wr->done, __ATOMIC_ACQUIRE) && now () < deadline)
+    usleep (10 * 1000);
+  return __atomic_load_n (&wr->done, __ATOMIC_ACQUIRE);
+}
+
+/* Writes queued behind a late one are accepted together when it is,
+ * by the thread that accepts it (zone-io.c, accept_queued): with the
+ * late write held in the hook, the three queued after it reach the hook
+ * too, and all four are retired in order once it is released.
+ */
+static void
+test_queued_accepted_together (uint32_t zi)
+{
+  uint64_t base = zone_wp (zi);
+  struct writer late, queued[3];
+  unsigned i;
+
+  arm_gate (base, 0, UINT64_MAX);
+  for (i = 0; i < 3; i++)
+    start_block_writer (&queued[i], base, i + 1);
+  usleep (100 * 1000);                  /* all three wait for block 0 */
+  pthread_mutex_lock (&gate.lock);
+  CHECK (gate.entered[1] == 0 && gate.entered[2] == 0 && gate.entered[3] == 0);
+  pthread_mutex_unlock (&gate.lock);
+  start_block_writer (&late, base, 0);
+  CHECK (wait_entered (0, 4));
+  release_gate ();
+  pthread_join (late.thread, NULL);
+  for (i = 0; i < 3; i++) {
+    pthread_join (queued[i].thread, NULL);
+    CHECK (queued[i].failures == 0);
+    CHECK (queued[i].returned >= late.returned);
+  }
+  CHECK (late.failures == 0);
+  CHECK (zone_wp (zi) == base + 4 * BLOCK);
+  check_blocks (base, 4);
+}
+
+/* The write of two blocks ending past the capacity. */
+static void *
+write_past_capacity (void *opaque)
+{
+  struct writer *wr = opaque;
+  uint8_t buf[2 * BLOCK];
+
+  memset (buf, 0x5a, sizeof buf);
+  writer_pwrite (wr, buf, sizeof buf, wr->base);
+  writer_finished (wr);
+  return NULL;
+}
+
+/* A write queued behind a late one whose turn comes but that goes past
+ * the zone's capacity is not accepted with it: it is refused at once,
+ * with EIO, while the late one is still being written, and the pointer
+ * stops where the late one ends.
+ */
+static void
+test_queued_past_capacity (uint32_t zi, uint64_t capacity)
+{
+  uint64_t start = (uint64_t) zi * ZONE_SIZE;
+  uint64_t late_at = start + capacity - 2 * BLOCK;
+  uint8_t *fill = calloc (1, capacity);
+  struct writer late, past = { .base = late_at + BLOCK };
+
+  CHECK (fill != NULL);
+  CHECK (zone_wp (zi) == start);
+  CHECK (zq_pwrite (img, fill, late_at - start, start, 0) == 0);
+  free (fill);
+  arm_gate (late_at, 0, UINT64_MAX);
+  CHECK (pthread_create (&past.thread, NULL, write_past_capacity, &past) == 0);
+  usleep (100 * 1000);                  /* it waits for the late one */
+  start_block_writer (&late, late_at, 0);
+  CHECK (wait_entered (0, 1));
+  CHECK (wait_returned (&past));
+  CHECK (past.failures == 1 && past.last_errno == EIO);
+  release_gate ();
+  pthread_join (past.thread, NULL);
+  pthread_join (late.thread, NULL);
+  CHECK (late.failures == 0);
+  CHECK (zone_wp (zi) == late_at + BLOCK);
+}
+
 /* A new zoned image of 4 zones, the first conventional, opened as img. */
 static bool
-open_new_image (char *path, uint32_t max_open)
+open_new_image (char *path, uint32_t max_open, uint64_t capacity)
 {
   struct zq_create_options co = {
     .size = 4 * (uint64_t) ZONE_SIZE, .zoned = true,
     .zone_size = ZONE_SIZE, .conventional_zones = 1,
-    .max_open_zones = max_open,
+    .max_open_zones = max_open, .zone_capacity = capacity,
   };
   struct zq_open_options oo = { 0 };
   int fd;
@@ -516,8 +621,9 @@ main (void)
 {
   char path[] = "/tmp/unit-zone-queue-XXXXXX";
   char limited_path[] = "/tmp/unit-zone-queue-XXXXXX";
+  char short_path[] = "/tmp/unit-zone-queue-XXXXXX";
 
-  if (open_new_image (path, 0)) {
+  if (open_new_image (path, 0, 0)) {
     test_interleaved_writers (1);
     test_out_of_place (1);
     CHECK (zq_zone_reset (img, 1) == 0);
@@ -533,10 +639,17 @@ main (void)
   }
   unlink (path);
 
-  if (open_new_image (limited_path, 1)) {
+  if (open_new_image (limited_path, 1, 0)) {
     test_open_limit ();
     CHECK (zq_close (img) == 0);
   }
   unlink (limited_path);
+
+  if (open_new_image (short_path, 0, ZONE_SIZE / 2)) {
+    test_queued_accepted_together (1);
+    test_queued_past_capacity (2, ZONE_SIZE / 2);
+    CHECK (zq_close (img) == 0);
+  }
+  unlink (short_path);
   UNIT_EXIT ();
 }
