@@ -282,7 +282,7 @@ void refusal_log_flush (struct zq_image *img);
 int zq_refuse (const char *filename, int err, const char *fs, ...)
   __attribute__ ((format (printf, 3, 4)));
 
-/* Whole-buffer file I/O that retries short transfers and EINTR.
+/* file-io.c: whole-buffer file I/O that retries short transfers and EINTR.
  * A read past the end of the file fills the rest with zeroes.
  */
 int full_pread (int fd, void *buf, size_t count, uint64_t offset);
@@ -307,7 +307,7 @@ int image_pwrite (struct zq_image *img, int fd, enum meta_kind kind,
 int image_pwritev (struct zq_image *img, int fd, enum meta_kind kind,
                    struct iovec *iov, int iovcnt, uint64_t offset);
 
-/* A cluster-sized buffer of zeroes, shared read-only (2 MiB). */
+/* file-io.c: a cluster-sized buffer of zeroes, shared read-only (2 MiB). */
 #define ZQ_ZERO_BYTES (1u << 21)
 extern const uint8_t zq_zero_cluster[ZQ_ZERO_BYTES];
 
@@ -346,8 +346,8 @@ l1_mark_dirty (struct zq_image *img, uint32_t first, uint32_t end)
     img->l1_dirty_end = end;
 }
 
-/* Checks a request against the image: offset and count within the virtual
- * size.  Logs and sets errno (EINVAL) when not.
+/* requests.c: checks a request against the image: offset and count within
+ * the virtual size.  Logs and sets errno (EINVAL) when not.
  */
 int check_request (struct zq_image *img, const char *what,
                    uint64_t count, uint64_t offset);
