@@ -370,11 +370,20 @@ int qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset);
 int qcow2_block_status (struct zq_image *img, uint64_t count,
                         uint64_t offset, unsigned split,
                         zq_extent_depth_fn fn, void *opaque);
-/* zq_block_status_depth after its checks: the zoned or the plain walk,
- * merged once more at the end (zones meet only there).  0 or -1.
+/* A walk that reports extents as qcow2_block_status does:
+ * qcow2_block_status itself, or zone_block_status (zone-io.c) on zoned
+ * images.
  */
-int block_status_walk (struct zq_image *img, uint64_t count, uint64_t offset,
-                       unsigned split, zq_extent_depth_fn fn, void *opaque);
+typedef int block_status_fn (struct zq_image *img, uint64_t count,
+                             uint64_t offset, unsigned split,
+                             zq_extent_depth_fn fn, void *opaque);
+/* zq_block_status_depth after its checks: `walk`, merged once more at
+ * the end (zones meet only there).  The caller picks the walk, so that
+ * this layer does not call up into the zones layer.  0 or -1.
+ */
+int block_status_walk (struct zq_image *img, block_status_fn *walk,
+                       uint64_t count, uint64_t offset, unsigned split,
+                       zq_extent_depth_fn fn, void *opaque);
 
 /* io-read.c: fills buf with run->bytes of a mapped run. */
 struct map_run;

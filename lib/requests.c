@@ -192,5 +192,9 @@ zq_block_status_depth (struct zq_image *img, uint64_t count, uint64_t offset,
 {
   if (check_request (img, "block status", count, offset) == -1)
     return -1;
-  return block_status_walk (img, count, offset, split, fn, opaque);
+  /* Zoned images report what lies past each write pointer by rule. */
+  return block_status_walk (img,
+                            img->zones ? zone_block_status
+                                       : qcow2_block_status,
+                            count, offset, split, fn, opaque);
 }
