@@ -1,4 +1,6 @@
-/* Parsing and validating the qcow2 header and its extensions.
+/* Parsing and validating the qcow2 header and its extensions, and
+ * serialising the header fields (header_serialize, the one writer every
+ * place that writes header fields goes through).
  *
  * Everything here works on a buffer holding the start of the file, so it
  * is easy to test without a file.  The checks are the ones an image must
@@ -270,6 +272,37 @@ header_parse (const uint8_t *buf, size_t len, uint64_t file_size,
     return -1;
   }
   return 0;
+}
+
+size_t
+header_serialize (const struct qcow2_header *h, uint8_t *buf)
+{
+  store_be32 (buf + QH_MAGIC, QCOW2_MAGIC);
+  store_be32 (buf + QH_VERSION, h->version);
+  store_be64 (buf + QH_BACKING_FILE_OFFSET, h->backing_file_offset);
+  store_be32 (buf + QH_BACKING_FILE_SIZE, h->backing_file_size);
+  store_be32 (buf + QH_CLUSTER_BITS, h->cluster_bits);
+  store_be64 (buf + QH_SIZE, h->size);
+  store_be32 (buf + QH_CRYPT_METHOD, h->crypt_method);
+  store_be32 (buf + QH_L1_SIZE, h->l1_size);
+  store_be64 (buf + QH_L1_TABLE_OFFSET, h->l1_table_offset);
+  store_be64 (buf + QH_REFCOUNT_TABLE_OFFSET, h->refcount_table_offset);
+  store_be32 (buf + QH_REFCOUNT_TABLE_CLUSTERS, h->refcount_table_clusters);
+  store_be32 (buf + QH_NB_SNAPSHOTS, h->nb_snapshots);
+  store_be64 (buf + QH_SNAPSHOTS_OFFSET, h->snapshots_offset);
+  if (h->version < 3)
+    return QH_V2_LENGTH;
+  store_be64 (buf + QH_INCOMPATIBLE_FEATURES, h->incompatible_features);
+  store_be64 (buf + QH_COMPATIBLE_FEATURES, h->compatible_features);
+  store_be64 (buf + QH_AUTOCLEAR_FEATURES, h->autoclear_features);
+  store_be32 (buf + QH_REFCOUNT_ORDER, h->refcount_order);
+  store_be32 (buf + QH_HEADER_LENGTH, h->header_length);
+  if (h->header_length < QH_SERIALIZED_MAX)
+    return QH_V3_LENGTH;
+  buf[QH_COMPRESSION_TYPE] = h->compression_type;
+  memset (buf + QH_COMPRESSION_TYPE + 1, 0,
+          QH_SERIALIZED_MAX - QH_COMPRESSION_TYPE - 1);
+  return QH_SERIALIZED_MAX;
 }
 
 void

@@ -171,16 +171,19 @@ clear_autoclear_bits (struct zq_image *img)
   uint64_t bitmap_clusters;
   uint64_t keep = has_data_file (img) ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0;
   uint64_t kept = img->header.autoclear_features & keep;
-  uint8_t field[8];
+  struct qcow2_header changed = img->header;
+  uint8_t fields[QH_SERIALIZED_MAX];
   int r;
 
   img->data_file_raw = kept != 0;
   if (img->header.version < 3 || img->header.autoclear_features == kept)
     return 0;
-  store_be64 (field, kept);
+  changed.autoclear_features = kept;
+  header_serialize (&changed, fields);
   if (bitmaps_collect (img, &bitmap_refs, &bitmap_clusters) == -1)
     return -1;
-  if (image_pwrite (img, img->fd, META_HEADER, field, 8,
+  if (image_pwrite (img, img->fd, META_HEADER,
+                    fields + QH_AUTOCLEAR_FEATURES, 8,
                     QH_AUTOCLEAR_FEATURES) == -1 ||
       sync_file (img) == -1) {
     free (bitmap_refs);
