@@ -79,6 +79,16 @@ int header_parse (const uint8_t *buf, size_t len, uint64_t file_size,
 
 void header_free (struct qcow2_header *h);
 
+/* The payload of the first header extension `magic` in buf (the start of
+ * the file, len bytes, whose header header_parse filled h from), its
+ * length in *ext_len; NULL when the walk meets the end marker or a
+ * malformed extension first.  For readers that need an extension's raw
+ * bytes (the check of the bitmaps extension).
+ */
+const uint8_t *header_find_extension (const uint8_t *buf, size_t len,
+                                      const struct qcow2_header *h,
+                                      uint32_t magic, uint32_t *ext_len);
+
 /* Bytes header_serialize writes at most: the version 3 fields and the
  * compression type with its padding.
  */

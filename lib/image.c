@@ -75,29 +75,18 @@ check_features (struct zq_image *img)
   return 0;
 }
 
+/* Reads and parses the header; a file that cannot be read is refused
+ * with EIO, a header that does not pass with header_parse's errno.
+ */
 static int
 read_header (struct zq_image *img, uint64_t file_size)
 {
-  uint8_t first[QH_V3_LENGTH];
-  uint8_t *buf;
-  size_t len;
   char why[512];
-  int r;
+  bool read_error;
 
-  if (full_pread (img->fd, first, sizeof first, 0) == -1)
-    return refuse (img, EIO, "reading the header: %s", strerror (errno));
-  len = header_bytes_needed (first, sizeof first);
-  buf = malloc (len);
-  if (buf == NULL)
-    return -1;
-  if (full_pread (img->fd, buf, len, 0) == -1) {
-    free (buf);
-    return refuse (img, EIO, "reading the header: %s", strerror (errno));
-  }
-  r = header_parse (buf, len, file_size, &img->header, why, sizeof why);
-  free (buf);
-  if (r == -1)
-    return refuse (img, errno, "%s", why);
+  if (header_read (img->fd, file_size, &img->header, NULL, NULL,
+                   &read_error, why, sizeof why) == -1)
+    return refuse (img, read_error ? EIO : errno, "%s", why);
   return 0;
 }
 

@@ -288,6 +288,17 @@ int zq_refuse (const char *filename, int err, const char *fs, ...)
 int full_pread (int fd, void *buf, size_t count, uint64_t offset);
 int full_pwrite (int fd, const void *buf, size_t count, uint64_t offset);
 
+/* header-read.c: reads the first cluster of the file open on fd
+ * (file_size bytes) and parses its header into h.  With first_cluster,
+ * the cluster is kept there (the caller frees it) for readers that want
+ * the raw extensions.  On failure returns -1 with errno set and the
+ * sentence to log in why: the refused field and value, or "reading the
+ * header: ..." (then *read_error is set: the file could not be read).
+ */
+int header_read (int fd, uint64_t file_size, struct qcow2_header *h,
+                 uint8_t **first_cluster, size_t *first_len, bool *read_error,
+                 char *why, size_t why_len);
+
 /* image-write.c: every write to an open image's file or data file goes
  * through one of these.  `kind` says what the write holds; a write to the
  * image file that would overlap other metadata fails with EIO and marks
