@@ -282,17 +282,14 @@ add_to_merger (void *opaque, uint64_t offset, uint64_t length, uint32_t flags,
 }
 
 int
-block_status_walk (struct zq_image *img, uint64_t count, uint64_t offset,
-                   unsigned split, zq_extent_depth_fn fn, void *opaque)
+block_status_walk (struct zq_image *img, block_status_fn *walk,
+                   uint64_t count, uint64_t offset, unsigned split,
+                   zq_extent_depth_fn fn, void *opaque)
 {
   struct extent_merger merger = { .fn = fn, .opaque = opaque,
                                   .split = split };
-  int r;
 
-  r = img->zones
-    ? zone_block_status (img, count, offset, split, add_to_merger, &merger)
-    : qcow2_block_status (img, count, offset, split, add_to_merger, &merger);
-  if (r == -1)
+  if (walk (img, count, offset, split, add_to_merger, &merger) == -1)
     return -1;
   merger_finish (&merger);
   return 0;

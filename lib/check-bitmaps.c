@@ -29,7 +29,8 @@ check_bitmaps (struct checker *c)
 
   if (!(c->f.h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
     return 0;
-  ext = image_file_find_extension (&c->f, QCOW2_EXT_BITMAPS, &ext_len);
+  ext = header_find_extension (c->f.first_cluster, c->f.first_len, &c->f.h,
+                               QCOW2_EXT_BITMAPS, &ext_len);
   if (ext == NULL)
     return 0;
   if (ext_len < 24) {

@@ -387,6 +387,7 @@ build_header (const struct zq_create_options *o, const struct layout *lay,
 {
   uint8_t table[NR_FEATURE_NAMES * FEATURE_NAME_ENTRY];
   uint8_t zoned[ZONED_EXT_MIN_LENGTH];
+  struct qcow2_header header = { 0 };
   uint64_t incompatible = 0, compatible = 0, autoclear = 0;
   uint32_t table_len;
   size_t pos = HEADER_LENGTH, end_room;
@@ -403,20 +404,20 @@ build_header (const struct zq_create_options *o, const struct layout *lay,
   if (o->data_file_raw)
     autoclear |= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 
-  store_be32 (buf + QH_MAGIC, QCOW2_MAGIC);
-  store_be32 (buf + QH_VERSION, 3);
-  store_be32 (buf + QH_CLUSTER_BITS, lay->cluster_bits);
-  store_be64 (buf + QH_SIZE, lay->size);
-  store_be32 (buf + QH_L1_SIZE, lay->l1_size);
-  store_be64 (buf + QH_L1_TABLE_OFFSET, lay->l1_offset);
-  store_be64 (buf + QH_REFCOUNT_TABLE_OFFSET, lay->refcount_table_offset);
-  store_be32 (buf + QH_REFCOUNT_TABLE_CLUSTERS, lay->refcount_table_clusters);
-  store_be64 (buf + QH_INCOMPATIBLE_FEATURES, incompatible);
-  store_be64 (buf + QH_COMPATIBLE_FEATURES, compatible);
-  store_be64 (buf + QH_AUTOCLEAR_FEATURES, autoclear);
-  store_be32 (buf + QH_REFCOUNT_ORDER, lay->refcount_order);
-  store_be32 (buf + QH_HEADER_LENGTH, HEADER_LENGTH);
-  buf[QH_COMPRESSION_TYPE] = o->compression_zstd ? COMPRESSION_TYPE_ZSTD : 0;
+  header.version = 3;
+  header.cluster_bits = lay->cluster_bits;
+  header.size = lay->size;
+  header.l1_size = lay->l1_size;
+  header.l1_table_offset = lay->l1_offset;
+  header.refcount_table_offset = lay->refcount_table_offset;
+  header.refcount_table_clusters = lay->refcount_table_clusters;
+  header.incompatible_features = incompatible;
+  header.compatible_features = compatible;
+  header.autoclear_features = autoclear;
+  header.refcount_order = lay->refcount_order;
+  header.header_length = HEADER_LENGTH;
+  header.compression_type = o->compression_zstd ? COMPRESSION_TYPE_ZSTD : 0;
+  header_serialize (&header, buf);
 
   /* First, where qemu-img puts it too; plan checked that it fits. */
   if (o->data_file)

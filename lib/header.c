@@ -1,4 +1,6 @@
-/* Parsing and validating the qcow2 header and its extensions.
+/* Parsing and validating the qcow2 header and its extensions, and
+ * serialising the header fields (header_serialize, the one writer every
+ * place that writes header fields goes through).
  *
  * Everything here works on a buffer holding the start of the file, so it
  * is easy to test without a file.  The checks are the ones an image must
@@ -58,6 +60,42 @@ parse_feature_table (struct qcow2_header *h, const uint8_t *data,
   return 0;
 }
 
+/* What ext_at found at a position of the extension area. */
+enum ext_found {
+  EXT_ONE,                      /* an extension, its payload inside len */
+  EXT_END,                      /* the end marker */
+  EXT_NO_ROOM,                  /* no room for an extension header */
+  EXT_TOO_LONG,                 /* the payload runs past len */
+};
+
+/* The one walk of the extension area, so header_parse and
+ * header_find_extension agree on where each extension starts and what
+ * ends the walk.  Reads the extension header at pos.
+ */
+static enum ext_found
+ext_at (const uint8_t *buf, size_t len, size_t pos, uint32_t *magic,
+        uint32_t *ext_len)
+{
+  if (pos + 8 > len)
+    return EXT_NO_ROOM;
+  *magic = load_be32 (buf + pos);
+  *ext_len = load_be32 (buf + pos + 4);
+  if (*magic == QCOW2_EXT_END)
+    return EXT_END;
+  if (*ext_len > len - pos - 8)
+    return EXT_TOO_LONG;
+  return EXT_ONE;
+}
+
+/* Where the extension after the one at pos (of ext_len bytes) starts:
+ * payloads are padded to 8 bytes.
+ */
+static size_t
+ext_next (size_t pos, uint32_t ext_len)
+{
+  return pos + 8 + (((uint64_t) ext_len + 7) & ~(uint64_t) 7);
+}
+
 /* Walks the header extensions from ext_start to the end marker. */
 static int
 parse_extensions (struct qcow2_header *h, const uint8_t *buf, size_t len,
@@ -66,19 +104,19 @@ parse_extensions (struct qcow2_header *h, const uint8_t *buf, size_t len,
   size_t pos = ext_start;
 
   for (;;) {
-    uint32_t magic, ext_len;
+    uint32_t magic = 0, ext_len = 0;
 
-    if (pos + 8 > len)
+    switch (ext_at (buf, len, pos, &magic, &ext_len)) {
+    case EXT_ONE: break;
+    case EXT_END: return 0;
+    case EXT_NO_ROOM:
       REFUSE (EINVAL, "header extension at byte %zu runs past the first "
               "cluster (%zu bytes) without an end marker", pos, len);
-    magic = load_be32 (buf + pos);
-    ext_len = load_be32 (buf + pos + 4);
-    if (magic == QCOW2_EXT_END)
-      return 0;
-    if (ext_len > len - pos - 8)
+    case EXT_TOO_LONG:
       REFUSE (EINVAL, "header extension 0x%08" PRIx32 " at byte %zu has "
               "length %" PRIu32 ", past the first cluster",
               magic, pos, ext_len);
+    }
 
     switch (magic) {
     case QCOW2_EXT_FEATURE_TABLE:
@@ -120,7 +158,7 @@ parse_extensions (struct qcow2_header *h, const uint8_t *buf, size_t len,
       break;
     default: break;             /* unknown: ignored, kept on disk */
     }
-    pos += 8 + (((uint64_t) ext_len + 7) & ~(uint64_t) 7);
+    pos = ext_next (pos, ext_len);
   }
 }
 
@@ -270,6 +308,57 @@ header_parse (const uint8_t *buf, size_t len, uint64_t file_size,
     return -1;
   }
   return 0;
+}
+
+const uint8_t *
+header_find_extension (const uint8_t *buf, size_t len,
+                       const struct qcow2_header *h, uint32_t magic,
+                       uint32_t *ext_len)
+{
+  size_t pos = h->version == 2 ? QH_V2_LENGTH : h->header_length;
+  size_t cluster_size = (size_t) 1 << h->cluster_bits;
+  size_t end = len < cluster_size ? len : cluster_size;
+  uint32_t m, l;
+
+  while (ext_at (buf, end, pos, &m, &l) == EXT_ONE) {
+    if (m == magic) {
+      *ext_len = l;
+      return buf + pos + 8;
+    }
+    pos = ext_next (pos, l);
+  }
+  return NULL;
+}
+
+size_t
+header_serialize (const struct qcow2_header *h, uint8_t *buf)
+{
+  store_be32 (buf + QH_MAGIC, QCOW2_MAGIC);
+  store_be32 (buf + QH_VERSION, h->version);
+  store_be64 (buf + QH_BACKING_FILE_OFFSET, h->backing_file_offset);
+  store_be32 (buf + QH_BACKING_FILE_SIZE, h->backing_file_size);
+  store_be32 (buf + QH_CLUSTER_BITS, h->cluster_bits);
+  store_be64 (buf + QH_SIZE, h->size);
+  store_be32 (buf + QH_CRYPT_METHOD, h->crypt_method);
+  store_be32 (buf + QH_L1_SIZE, h->l1_size);
+  store_be64 (buf + QH_L1_TABLE_OFFSET, h->l1_table_offset);
+  store_be64 (buf + QH_REFCOUNT_TABLE_OFFSET, h->refcount_table_offset);
+  store_be32 (buf + QH_REFCOUNT_TABLE_CLUSTERS, h->refcount_table_clusters);
+  store_be32 (buf + QH_NB_SNAPSHOTS, h->nb_snapshots);
+  store_be64 (buf + QH_SNAPSHOTS_OFFSET, h->snapshots_offset);
+  if (h->version < 3)
+    return QH_V2_LENGTH;
+  store_be64 (buf + QH_INCOMPATIBLE_FEATURES, h->incompatible_features);
+  store_be64 (buf + QH_COMPATIBLE_FEATURES, h->compatible_features);
+  store_be64 (buf + QH_AUTOCLEAR_FEATURES, h->autoclear_features);
+  store_be32 (buf + QH_REFCOUNT_ORDER, h->refcount_order);
+  store_be32 (buf + QH_HEADER_LENGTH, h->header_length);
+  if (h->header_length < QH_SERIALIZED_MAX)
+    return QH_V3_LENGTH;
+  buf[QH_COMPRESSION_TYPE] = h->compression_type;
+  memset (buf + QH_COMPRESSION_TYPE + 1, 0,
+          QH_SERIALIZED_MAX - QH_COMPRESSION_TYPE - 1);
+  return QH_SERIALIZED_MAX;
 }
 
 void

@@ -1,4 +1,6 @@
-/* The qcow2 header and its extensions: parsing and validation. */
+/* The qcow2 header and its extensions: parsing, validation and
+ * serialisation.
+ */
 #ifndef ZQ_HEADER_H
 #define ZQ_HEADER_H
 
@@ -76,6 +78,32 @@ int header_parse (const uint8_t *buf, size_t len, uint64_t file_size,
                   struct qcow2_header *h, char *why, size_t why_len);
 
 void header_free (struct qcow2_header *h);
+
+/* The payload of the first header extension `magic` in buf (the start of
+ * the file, len bytes, whose header header_parse filled h from), its
+ * length in *ext_len; NULL when the walk meets the end marker or a
+ * malformed extension first.  For readers that need an extension's raw
+ * bytes (the check of the bitmaps extension).
+ */
+const uint8_t *header_find_extension (const uint8_t *buf, size_t len,
+                                      const struct qcow2_header *h,
+                                      uint32_t magic, uint32_t *ext_len);
+
+/* Bytes header_serialize writes at most: the version 3 fields and the
+ * compression type with its padding.
+ */
+#define QH_SERIALIZED_MAX 112
+
+/* The one writer of header fields: serialises the fields of h into buf
+ * (QH_SERIALIZED_MAX bytes) at their offsets, big-endian: the version 2
+ * fields, then for version 3 the feature fields, refcount_order and
+ * header_length, and the compression type (with its padding) when
+ * header_length has room for it.  Returns the bytes serialised.  An open
+ * image changes a field by serialising a copy of its header and writing
+ * only that field's bytes, so the rest of the header on disk (fields
+ * this engine does not know) is left as it is.
+ */
+size_t header_serialize (const struct qcow2_header *h, uint8_t *buf);
 
 /* Names the bits of mask of the given feature type ("bit 20 (foo), bit
  * 21") into out, using the feature name table where it has them.

@@ -1,5 +1,6 @@
 /* Reading an image file offline, without serving it: the file opened
- * read-only, its header parsed, its header extensions found.  Used by
+ * read-only, its header parsed and its first cluster kept for
+ * header_find_extension.  Used by
  * zq_info (info.c) and zq_check (check.c).
  */
 #ifndef ZQ_IMAGE_FILE_H
@@ -27,9 +28,5 @@ struct image_file {
  */
 int image_file_open (struct image_file *f, const char *filename);
 void image_file_close (struct image_file *f);
-
-/* The payload of header extension `magic`, or NULL. */
-const uint8_t *image_file_find_extension (const struct image_file *f,
-                                          uint32_t magic, uint32_t *len);
 
 #endif /* ZQ_IMAGE_FILE_H */

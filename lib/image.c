@@ -75,29 +75,18 @@ check_features (struct zq_image *img)
   return 0;
 }
 
+/* Reads and parses the header; a file that cannot be read is refused
+ * with EIO, a header that does not pass with header_parse's errno.
+ */
 static int
 read_header (struct zq_image *img, uint64_t file_size)
 {
-  uint8_t first[QH_V3_LENGTH];
-  uint8_t *buf;
-  size_t len;
   char why[512];
-  int r;
+  bool read_error;
 
-  if (full_pread (img->fd, first, sizeof first, 0) == -1)
-    return refuse (img, EIO, "reading the header: %s", strerror (errno));
-  len = header_bytes_needed (first, sizeof first);
-  buf = malloc (len);
-  if (buf == NULL)
-    return -1;
-  if (full_pread (img->fd, buf, len, 0) == -1) {
-    free (buf);
-    return refuse (img, EIO, "reading the header: %s", strerror (errno));
-  }
-  r = header_parse (buf, len, file_size, &img->header, why, sizeof why);
-  free (buf);
-  if (r == -1)
-    return refuse (img, errno, "%s", why);
+  if (header_read (img->fd, file_size, &img->header, NULL, NULL,
+                   &read_error, why, sizeof why) == -1)
+    return refuse (img, read_error ? EIO : errno, "%s", why);
   return 0;
 }
 
@@ -171,16 +160,19 @@ clear_autoclear_bits (struct zq_image *img)
   uint64_t bitmap_clusters;
   uint64_t keep = has_data_file (img) ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0;
   uint64_t kept = img->header.autoclear_features & keep;
-  uint8_t field[8];
+  struct qcow2_header changed = img->header;
+  uint8_t fields[QH_SERIALIZED_MAX];
   int r;
 
   img->data_file_raw = kept != 0;
   if (img->header.version < 3 || img->header.autoclear_features == kept)
     return 0;
-  store_be64 (field, kept);
+  changed.autoclear_features = kept;
+  header_serialize (&changed, fields);
   if (bitmaps_collect (img, &bitmap_refs, &bitmap_clusters) == -1)
     return -1;
-  if (image_pwrite (img, img->fd, META_HEADER, field, 8,
+  if (image_pwrite (img, img->fd, META_HEADER,
+                    fields + QH_AUTOCLEAR_FEATURES, 8,
                     QH_AUTOCLEAR_FEATURES) == -1 ||
       sync_file (img) == -1) {
     free (bitmap_refs);

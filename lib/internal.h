@@ -282,11 +282,22 @@ void refusal_log_flush (struct zq_image *img);
 int zq_refuse (const char *filename, int err, const char *fs, ...)
   __attribute__ ((format (printf, 3, 4)));
 
-/* Whole-buffer file I/O that retries short transfers and EINTR.
+/* file-io.c: whole-buffer file I/O that retries short transfers and EINTR.
  * A read past the end of the file fills the rest with zeroes.
  */
 int full_pread (int fd, void *buf, size_t count, uint64_t offset);
 int full_pwrite (int fd, const void *buf, size_t count, uint64_t offset);
+
+/* header-read.c: reads the first cluster of the file open on fd
+ * (file_size bytes) and parses its header into h.  With first_cluster,
+ * the cluster is kept there (the caller frees it) for readers that want
+ * the raw extensions.  On failure returns -1 with errno set and the
+ * sentence to log in why: the refused field and value, or "reading the
+ * header: ..." (then *read_error is set: the file could not be read).
+ */
+int header_read (int fd, uint64_t file_size, struct qcow2_header *h,
+                 uint8_t **first_cluster, size_t *first_len, bool *read_error,
+                 char *why, size_t why_len);
 
 /* image-write.c: every write to an open image's file or data file goes
  * through one of these.  `kind` says what the write holds; a write to the
@@ -307,7 +318,7 @@ int image_pwrite (struct zq_image *img, int fd, enum meta_kind kind,
 int image_pwritev (struct zq_image *img, int fd, enum meta_kind kind,
                    struct iovec *iov, int iovcnt, uint64_t offset);
 
-/* A cluster-sized buffer of zeroes, shared read-only (2 MiB). */
+/* file-io.c: a cluster-sized buffer of zeroes, shared read-only (2 MiB). */
 #define ZQ_ZERO_BYTES (1u << 21)
 extern const uint8_t zq_zero_cluster[ZQ_ZERO_BYTES];
 
@@ -346,8 +357,8 @@ l1_mark_dirty (struct zq_image *img, uint32_t first, uint32_t end)
     img->l1_dirty_end = end;
 }
 
-/* Checks a request against the image: offset and count within the virtual
- * size.  Logs and sets errno (EINVAL) when not.
+/* requests.c: checks a request against the image: offset and count within
+ * the virtual size.  Logs and sets errno (EINVAL) when not.
  */
 int check_request (struct zq_image *img, const char *what,
                    uint64_t count, uint64_t offset);
@@ -370,11 +381,20 @@ int qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset);
 int qcow2_block_status (struct zq_image *img, uint64_t count,
                         uint64_t offset, unsigned split,
                         zq_extent_depth_fn fn, void *opaque);
-/* zq_block_status_depth after its checks: the zoned or the plain walk,
- * merged once more at the end (zones meet only there).  0 or -1.
+/* A walk that reports extents as qcow2_block_status does:
+ * qcow2_block_status itself, or zone_block_status (zone-io.c) on zoned
+ * images.
  */
-int block_status_walk (struct zq_image *img, uint64_t count, uint64_t offset,
-                       unsigned split, zq_extent_depth_fn fn, void *opaque);
+typedef int block_status_fn (struct zq_image *img, uint64_t count,
+                             uint64_t offset, unsigned split,
+                             zq_extent_depth_fn fn, void *opaque);
+/* zq_block_status_depth after its checks: `walk`, merged once more at
+ * the end (zones meet only there).  The caller picks the walk, so that
+ * this layer does not call up into the zones layer.  0 or -1.
+ */
+int block_status_walk (struct zq_image *img, block_status_fn *walk,
+                       uint64_t count, uint64_t offset, unsigned split,
+                       zq_extent_depth_fn fn, void *opaque);
 
 /* io-read.c: fills buf with run->bytes of a mapped run. */
 struct map_run;

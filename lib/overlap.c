@@ -528,14 +528,17 @@ overlap_free (struct overlap_set *set)
 static void
 write_corrupt_bit (struct zq_image *img)
 {
-  uint8_t field[8];
+  struct qcow2_header changed = img->header;
+  uint8_t fields[QH_SERIALIZED_MAX];
   uint64_t features = img->header.incompatible_features |
                       QCOW2_INCOMPAT_CORRUPT;
 
   if (img->readonly || img->header.version < 3)
     return;
-  store_be64 (field, features);
-  if (full_pwrite (img->fd, field, 8, QH_INCOMPATIBLE_FEATURES) == -1 ||
+  changed.incompatible_features = features;
+  header_serialize (&changed, fields);
+  if (full_pwrite (img->fd, fields + QH_INCOMPATIBLE_FEATURES, 8,
+                   QH_INCOMPATIBLE_FEATURES) == -1 ||
       fdatasync (img->fd) == -1) {
     zq_error ("%s: marking the image corrupt (incompatible bit 1): %m",
               img->filename);

@@ -266,7 +266,8 @@ grow_table (struct zq_image *img, uint64_t ti)
   uint64_t new_entries, table_clusters, nr_blocks, area_start, area_end;
   uint64_t *new_table;
   uint64_t c, t;
-  uint8_t header_fields[12];
+  struct qcow2_header changed = img->header;
+  uint8_t header_fields[QH_SERIALIZED_MAX];
 
   new_entries = old_entries * 2;
   if (new_entries <= ti)
@@ -390,10 +391,14 @@ grow_table (struct zq_image *img, uint64_t ti)
   if (sync_file (img) == -1)
     goto fail;
 
-  store_be64 (header_fields, area_start << img->cluster_bits);
-  store_be32 (header_fields + 8, (uint32_t) table_clusters);
-  if (image_pwrite (img, img->fd, META_HEADER, header_fields,
-                    sizeof header_fields, QH_REFCOUNT_TABLE_OFFSET) == -1) {
+  /* The table's offset and size, together: 12 bytes from offset 48. */
+  changed.refcount_table_offset = area_start << img->cluster_bits;
+  changed.refcount_table_clusters = (uint32_t) table_clusters;
+  header_serialize (&changed, header_fields);
+  if (image_pwrite (img, img->fd, META_HEADER,
+                    header_fields + QH_REFCOUNT_TABLE_OFFSET,
+                    QH_NB_SNAPSHOTS - QH_REFCOUNT_TABLE_OFFSET,
+                    QH_REFCOUNT_TABLE_OFFSET) == -1) {
     zq_error ("%s: updating the header for the new refcount table: %m",
               img->filename);
     errno = EIO;

@@ -157,7 +157,8 @@ repair_dirty_image (struct zq_image *img)
   uint32_t *references = NULL;
   uint64_t nb_clusters = 0, k;
   uint64_t incompatible;
-  uint8_t field[8];
+  struct qcow2_header changed = img->header;
+  uint8_t fields[QH_SERIALIZED_MAX];
   int r = -1;
 
   if (check_rebuild_references (img->filename, &check, &references,
@@ -205,8 +206,10 @@ repair_dirty_image (struct zq_image *img)
 
   /* The refcounts are durable: only now may the bit go. */
   incompatible = img->header.incompatible_features & ~QCOW2_INCOMPAT_DIRTY;
-  store_be64 (field, incompatible);
-  if (image_pwrite (img, img->fd, META_HEADER, field, 8,
+  changed.incompatible_features = incompatible;
+  header_serialize (&changed, fields);
+  if (image_pwrite (img, img->fd, META_HEADER,
+                    fields + QH_INCOMPATIBLE_FEATURES, 8,
                     QH_INCOMPATIBLE_FEATURES) == -1 ||
       sync_file (img) == -1)
     goto repair_failed;

@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 
 #include "internal.h"
 
@@ -22,6 +23,23 @@ check_writable (struct zq_image *img, const char *what)
     zq_debug ("%s: %s refused: the image is marked corrupt",
               img->filename, what);
     errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+/* The bounds check every request entry point here makes first; it lives
+ * beside them (it was in log.c) because only they call it.
+ */
+int
+check_request (struct zq_image *img, const char *what,
+               uint64_t count, uint64_t offset)
+{
+  if (offset > img->virtual_size || count > img->virtual_size - offset) {
+    zq_log_refusal (img, "%s: %s at offset %" PRIu64 " length %" PRIu64
+                    " is past the end of the image (%" PRIu64 " bytes)",
+                    img->filename, what, offset, count, img->virtual_size);
+    errno = EINVAL;
     return -1;
   }
   return 0;
@@ -174,5 +192,9 @@ zq_block_status_depth (struct zq_image *img, uint64_t count, uint64_t offset,
 {
   if (check_request (img, "block status", count, offset) == -1)
     return -1;
-  return block_status_walk (img, count, offset, split, fn, opaque);
+  /* Zoned images report what lies past each write pointer by rule. */
+  return block_status_walk (img,
+                            img->zones ? zone_block_status
+                                       : qcow2_block_status,
+                            count, offset, split, fn, opaque);
 }

@@ -24,6 +24,8 @@ struct ext_entry {
   bool copied;
 };
 
+/* subcluster-map.c (mapping layer): the entry format, decoded. */
+
 /* Decodes entry `index` of an L2 table (for guest_cluster, in messages).
  * A compressed cluster in an image with a data file is corrupt: EIO.
  */
@@ -51,6 +53,8 @@ subcluster_mask (unsigned first, unsigned last)
  */
 int subcluster_lookup (struct zq_image *img, uint64_t offset,
                        uint64_t max_bytes, struct map_run *run);
+
+/* subcluster-write.c, subcluster-zero.c (data layer): changing them. */
 
 /* Writes the start of `run` (at guest `offset`, not an allocated
  * subcluster of a cluster that may be written in place), never past the
