@@ -17,23 +17,20 @@
  *
  * Everything is validated before any file is touched.  The image is then
  * written to a temporary file next to the target and renamed over it only
- * once complete and synced: the target is either left as it was or
- * replaced by a whole image, never half-written.
+ * once complete and synced (create-replace.c): the target is either left
+ * as it was or replaced by a whole image, never half-written.
  */
 #include <config.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "be.h"
+#include "create-replace.h"
 #include "internal.h"
 #include "qcow2-format.h"
 #include "refcount.h"
@@ -586,175 +583,17 @@ write_image (int fd, const struct zq_create_options *o,
   return r;
 }
 
-/* The file to write: the target itself, or the file a symbolic link
- * points to, so that the link is kept.  Refuses targets that are not
- * regular files.  *exists tells whether there is a file to replace,
- * and *mode its permissions.
- */
-static char *
-resolve_target (const char *filename, mode_t *mode, bool *exists)
-{
-  struct stat st;
-  char *path;
-
-  *exists = false;
-  if (stat (filename, &st) == 0) {
-    if (!S_ISREG (st.st_mode)) {
-      refuse (filename, "%s", "exists and is not a regular file; "
-              "zqcow2-img only creates images in regular files");
-      return NULL;
-    }
-    *exists = true;
-    *mode = st.st_mode & 07777;
-    path = realpath (filename, NULL);
-  }
-  else
-    path = strdup (filename);
-  if (path == NULL)
-    zq_error ("%s: %s", filename, strerror (errno));
-  return path;
-}
-
-/* Opens a new temporary file next to path. */
-static int
-open_temporary (const char *path, char **tmp_path)
-{
-  char *copy_dir = strdup (path), *copy_base = strdup (path);
-  unsigned attempt;
-  int fd = -1;
-
-  *tmp_path = NULL;
-  if (copy_dir == NULL || copy_base == NULL)
-    goto out;
-  for (attempt = 0; attempt < 100; attempt++) {
-    free (*tmp_path);
-    if (asprintf (tmp_path, "%s/.%s.zqcow2-%ld-%u", dirname (copy_dir),
-                  basename (copy_base), (long) getpid (), attempt) == -1) {
-      *tmp_path = NULL;
-      goto out;
-    }
-    /* Mode 0666 less the umask, as for any new file. */
-    fd = open (*tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0 || errno != EEXIST)
-      break;
-    /* dirname and basename may have modified the copies. */
-    strcpy (copy_dir, path);
-    strcpy (copy_base, path);
-  }
- out:
-  if (fd == -1) {
-    int saved_errno = errno ? errno : ENOMEM;
-    zq_error ("%s: creating a temporary file beside it: %s", path,
-              strerror (saved_errno));
-    free (*tmp_path);
-    *tmp_path = NULL;
-    errno = saved_errno;
-  }
-  free (copy_dir);
-  free (copy_base);
-  return fd;
-}
-
-/* Syncs the directory holding path, so that the rename is durable. */
-static int
-sync_parent (const char *path)
-{
-  char *copy = strdup (path);
-  int fd, r = 0;
-
-  if (copy == NULL)
-    return -1;
-  fd = open (dirname (copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd == -1 || fsync (fd) == -1)
-    r = -1;
-  if (fd >= 0)
-    close (fd);
-  free (copy);
-  return r;
-}
-
-/* Whether a and b name one existing file. */
-static bool
-same_file (const char *a, const char *b)
-{
-  struct stat sa, sb;
-
-  return stat (a, &sa) == 0 && stat (b, &sb) == 0 &&
-         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-/* Where the data file goes (beside the image for a relative name, where
- * the engine will look for it), checked before any file is touched: not
- * the image itself, and if it exists, a regular file.  Returns the path.
- */
-static char *
-data_file_target (const struct zq_create_options *o, const char *image_path)
-{
-  char *data_path = name_beside_image (o->filename, o->data_file);
-  struct stat st;
-
-  if (data_path == NULL) {
-    zq_error ("%s: out of memory", o->filename);
-    return NULL;
-  }
-  if (same_file (image_path, data_path))
-    refuse (o->filename, "data_file %s is the image itself", data_path);
-  else if (stat (data_path, &st) == 0 && !S_ISREG (st.st_mode))
-    refuse (o->filename, "data_file %s exists and is not a regular file",
-            data_path);
-  else
-    return data_path;
-  free (data_path);
-  return NULL;
-}
-
-/* Makes the data file empty and as long as the disk, as qemu-img does: an
- * existing one loses its contents.  *created: it did not exist before.
- */
-static int
-create_data_file (const char *image, const char *data_path, uint64_t size,
-                  bool *created)
-{
-  int fd, saved_errno;
-
-  fd = open (data_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  *created = fd >= 0;
-  if (fd == -1 && errno == EEXIST)
-    fd = open (data_path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-  if (fd == -1 || ftruncate (fd, size) == -1 || fsync (fd) == -1)
-    goto fail;
-  if (close (fd) == -1) {
-    fd = -1;
-    goto fail;
-  }
-  if (*created && sync_parent (data_path) == -1)
-    zq_warning ("%s: syncing the directory of %s: %s", image, data_path,
-                strerror (errno));
-  return 0;
-
- fail:
-  saved_errno = errno;
-  zq_error ("%s: external data file %s: %s", image, data_path,
-            strerror (saved_errno));
-  if (fd >= 0)
-    close (fd);
-  if (*created)
-    unlink (data_path);
-  *created = false;
-  errno = saved_errno;
-  return -1;
-}
-
 int
 zq_create (const struct zq_create_options *options)
 {
+  const char *fn = options->filename;
   struct layout lay;
-  char *path = NULL, *tmp_path = NULL, *data_path = NULL;
-  mode_t mode = 0;
-  bool exists, data_created = false;
-  int fd = -1, saved_errno;
+  struct replace_target target = { .fd = -1 };
+  char *data_path = NULL;
+  bool data_created = false;
+  int saved_errno;
 
-  if (options->filename == NULL || options->filename[0] == '\0') {
+  if (fn == NULL || fn[0] == '\0') {
     zq_error ("%s", "create: no file name");
     errno = EINVAL;
     return -1;
@@ -762,72 +601,41 @@ zq_create (const struct zq_create_options *options)
   if (plan (options, &lay) == -1)
     return -1;
 
-  path = resolve_target (options->filename, &mode, &exists);
-  if (path == NULL)
-    return -1;
+  if (replace_prepare (fn, &target) == -1)
+    goto fail;
   if (options->data_file) {
-    data_path = data_file_target (options, path);
+    data_path = data_file_target (fn, options->data_file, target.path);
     if (data_path == NULL)
       goto fail;
   }
-  fd = open_temporary (path, &tmp_path);
-  if (fd == -1)
+  if (replace_open (fn, &target) == -1 ||
+      write_image (target.fd, options, &lay) == -1 ||
+      replace_close (fn, &target) == -1)
     goto fail;
-  /* Replacing a file keeps its permissions (not its owner). */
-  if (exists && fchmod (fd, mode) == -1) {
-    zq_error ("%s: setting the permissions of %s: %s", options->filename,
-              tmp_path, strerror (errno));
-    goto fail;
-  }
-  if (write_image (fd, options, &lay) == -1)
-    goto fail;
-  if (close (fd) == -1) {
-    fd = -1;
-    zq_error ("%s: closing %s: %s", options->filename, tmp_path,
-              strerror (errno));
-    goto fail;
-  }
-  fd = -1;
   if (data_path) {
-    if (create_data_file (options->filename, data_path, lay.size,
-                          &data_created) == -1)
+    if (create_data_file (fn, data_path, lay.size, &data_created) == -1)
       goto fail;
     /* Neither existed before, and both names turn out to be one file. */
-    if (same_file (path, data_path)) {
-      refuse (options->filename, "data_file %s is the image itself",
-              data_path);
+    if (same_file (target.path, data_path)) {
+      refuse (fn, "data_file %s is the image itself", data_path);
       goto fail;
     }
   }
-  if (rename (tmp_path, path) == -1) {
-    zq_error ("%s: renaming %s to it: %s", options->filename, tmp_path,
-              strerror (errno));
+  if (replace_commit (fn, &target) == -1)
     goto fail;
-  }
-  if (sync_parent (path) == -1) {
-    /* The image is complete; only the rename may not be durable yet. */
-    zq_warning ("%s: syncing its directory: %s", options->filename,
-                strerror (errno));
-  }
   zq_debug ("%s: created: %" PRIu64 " bytes, %" PRIu32 "-byte clusters, "
-            "%" PRIu64 " metadata clusters%s", options->filename, lay.size,
+            "%" PRIu64 " metadata clusters%s", fn, lay.size,
             lay.cluster_size, lay.total_clusters,
             lay.zoned ? ", zoned" : "");
-  free (tmp_path);
-  free (path);
+  replace_abort (&target);      /* frees only: the file is in place */
   free (data_path);
   return 0;
 
  fail:
   saved_errno = errno ? errno : EIO;
-  if (fd >= 0)
-    close (fd);
-  if (tmp_path)
-    unlink (tmp_path);
+  replace_abort (&target);
   if (data_created)
     unlink (data_path);
-  free (tmp_path);
-  free (path);
   free (data_path);
   errno = saved_errno;
   return -1;
