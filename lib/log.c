@@ -29,6 +29,10 @@ zq_set_log_fn (zq_log_fn fn)
 /* Formats and passes on one message, "FILE: message" if there is a
  * file, keeping errno: callers log, then return errno.
  */
+static void log_message (enum zq_log_level level, const char *filename,
+                         const char *fs, va_list args)
+  __attribute__ ((format (printf, 3, 0)));
+
 static void
 log_message (enum zq_log_level level, const char *filename,
              const char *fs, va_list args)
