@@ -408,8 +408,21 @@ int flush_image (struct zq_image *img);
  * maps the range is already durable.  Takes the locks it needs.
  */
 int flush_range (struct zq_image *img, uint64_t count, uint64_t offset);
-/* fdatasync of the data file and the image, meta_lock held. */
+/* After a zero or trim that succeeded (requests.c, zone-io.c, holding
+ * no lock flush_image may not be taken under): a flush when the frees
+ * waiting for one add up to 256 MiB.  Its failure is left to the next
+ * flush, which retries.
+ */
+void release_if_many_pending (struct zq_image *img);
+/* file-sync.c: fdatasync of the data file and the image, meta_lock
+ * held.
+ */
 int sync_file (struct zq_image *img);
+/* The same with meta_lock dropped around the fdatasyncs (flush.c): what
+ * was written before is not durable until it returns (needs_sync stays
+ * true meanwhile).  meta_lock held on entry and on return.
+ */
+int sync_file_unlocked (struct zq_image *img);
 /* The same for a caller that holds no meta_lock and has written to the
  * image without it (the write-pointer table): meta_lock is taken only
  * to account for the sync, never across it.  What the caller wrote is
@@ -424,6 +437,9 @@ needs_sync (const struct zq_image *img)
   return img->unsynced_writes || img->sync_in_flight;
 }
 
+/* free-queue.c: the release of host clusters once the metadata that
+ * dropped them is durable; meta_lock held.
+ */
 void queue_free (struct zq_image *img, uint64_t host_offset,
                  uint64_t nr_clusters);
 /* Queues the release of the host clusters holding the data of the
@@ -437,6 +453,12 @@ void queue_free_compressed (struct zq_image *img, uint64_t entry);
  */
 void queue_free_entry (struct zq_image *img, bool compressed,
                        uint64_t entry, uint64_t host);
+/* For a flush: takes the frees queued so far as its own (they trade
+ * places with the flushing list, so nothing is allocated), and applies
+ * them once the metadata they depend on is durable.
+ */
+void take_pending_frees (struct zq_image *img);
+void apply_flushing_frees (struct zq_image *img);
 
 /* check.c: every host cluster's references, rebuilt from the metadata
  * as zq_check counts them; *references (malloc'd, *nb_clusters entries,
