@@ -8,6 +8,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -43,18 +44,43 @@ sync_done (struct zq_image *img, uint64_t epoch)
     img->durable_epoch = epoch;
 }
 
+/* The unsynced mark is set by image-write.c alone, after each write has
+ * returned, and by writers that hold no meta_lock (guest data, the
+ * write-pointer table): so it is atomic, and a sync clears it before its
+ * fdatasync starts, never after, lest it clear the mark of a write that
+ * the fdatasync may not cover.  A write whose mark a sync cleared had
+ * returned before that sync started.
+ */
+void
+sync_mark_written (struct zq_image *img)
+{
+  if (!__atomic_load_n (&img->unsynced_writes, __ATOMIC_SEQ_CST))
+    __atomic_store_n (&img->unsynced_writes, true, __ATOMIC_SEQ_CST);
+}
+
+/* Clears the mark for a sync about to start; whether it was set. */
+static bool
+take_unsynced_mark (struct zq_image *img)
+{
+  return __atomic_exchange_n (&img->unsynced_writes, false,
+                              __ATOMIC_SEQ_CST);
+}
+
 int
 sync_file (struct zq_image *img)
 {
   uint64_t epoch = ++img->sync_epoch;
+  bool marked = take_unsynced_mark (img);
 
-  if (sync_fds (img) == -1)
+  if (sync_fds (img) == -1) {
+    if (marked)
+      sync_mark_written (img);
     return -1;
+  }
   sync_done (img, epoch);
   /* Started after every write so far, so it covers an unlocked sync
    * still in flight too.
    */
-  img->unsynced_writes = false;
   img->sync_in_flight = false;
   return 0;
 }
@@ -69,16 +95,15 @@ sync_file_unlocked (struct zq_image *img)
   uint64_t epoch = ++img->sync_epoch;
   int r;
 
-  if (img->unsynced_writes)
+  if (take_unsynced_mark (img))
     img->sync_in_flight = true;
-  img->unsynced_writes = false;
   pthread_mutex_unlock (&img->meta_lock);
   r = sync_fds (img);
   pthread_mutex_lock (&img->meta_lock);
   if (r == 0)
     sync_done (img, epoch);
   else if (img->sync_in_flight)
-    img->unsynced_writes = true;
+    sync_mark_written (img);
   img->sync_in_flight = false;
   return r;
 }
@@ -88,8 +113,10 @@ sync_file_nolock (struct zq_image *img)
 {
   int r;
 
+  /* What the caller wrote set the mark (image-write.c), or a sync that
+   * started after it cleared the mark; this sync covers it either way.
+   */
   pthread_mutex_lock (&img->meta_lock);
-  img->unsynced_writes = true;
   r = sync_file_unlocked (img);
   pthread_mutex_unlock (&img->meta_lock);
   return r;

@@ -72,7 +72,6 @@ write_l1_entries (struct zq_image *img)
       return -1;
     }
   }
-  img->unsynced_writes = true;
   img->l1_written_epoch = img->sync_epoch + 1;
   img->l1_flushing_first = img->l1_flushing_end = 0;
   return 0;

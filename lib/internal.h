@@ -11,8 +11,9 @@
  *   img->flush_lock       one flush at a time (flush.c);
  *   img->meta_lock        every piece of metadata below: L1 and refcount
  *                         tables, both caches, pending frees, the sync
- *                         epochs and unsynced mark; never held across
- *                         guest data I/O;
+ *                         epochs (the unsynced mark is atomic: writes
+ *                         set it without the lock, file-sync.c); never
+ *                         held across guest data I/O;
  *   zones->lock           zone states, write pointers and the requests
  *                         queued and in flight per zone; never held
  *                         across I/O;
@@ -131,7 +132,7 @@ struct zq_image {
   uint64_t pending_free_clusters;
 
   /* Writes since the last fdatasync started, so a sync can be skipped
-   * when empty.  sync_in_flight: writes that a flush's fdatasync, running
+   * when empty: set only by image-write.c, atomic (file-sync.c).  sync_in_flight: writes that a flush's fdatasync, running
    * without meta_lock, covers once it has returned; until then they are
    * not durable either (needs_sync).
    */
@@ -306,6 +307,11 @@ int image_pwrite (struct zq_image *img, int fd, enum meta_kind kind,
                   const void *buf, size_t count, uint64_t offset);
 int image_pwritev (struct zq_image *img, int fd, enum meta_kind kind,
                    struct iovec *iov, int iovcnt, uint64_t offset);
+/* Punches a hole (fallocate, FALLOC_FL_KEEP_SIZE) into a data file: a
+ * write too, for the unsynced mark.  -1 with errno from fallocate.
+ */
+int image_punch_hole (struct zq_image *img, int fd, uint64_t count,
+                      uint64_t offset);
 
 /* A cluster-sized buffer of zeroes, shared read-only (2 MiB). */
 #define ZQ_ZERO_BYTES (1u << 21)
@@ -429,12 +435,18 @@ int sync_file_unlocked (struct zq_image *img);
  * durable once it returns 0.
  */
 int sync_file_nolock (struct zq_image *img);
+/* Sets the unsynced mark after a write to the image or data file has
+ * returned.  Only image-write.c calls it: every write goes through there.
+ * Needs no lock.
+ */
+void sync_mark_written (struct zq_image *img);
 
 /* Whether written metadata or data may not be durable yet. */
 static inline bool
 needs_sync (const struct zq_image *img)
 {
-  return img->unsynced_writes || img->sync_in_flight;
+  return __atomic_load_n (&img->unsynced_writes, __ATOMIC_SEQ_CST) ||
+         img->sync_in_flight;
 }
 
 /* free-queue.c: the release of host clusters once the metadata that

@@ -99,7 +99,6 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
     store_be64 (slot, (host + (i << img->cluster_bits)) | QCOW2_OFLAG_COPIED);
   }
   metacache_mark_dirty (img->l2_cache, table);
-  img->unsynced_writes = true;
   return 0;
 }
 

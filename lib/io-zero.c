@@ -160,7 +160,6 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
         goto fail_unlock;
       store_be64 (table + (index + i) * 8, new_entry);
       metacache_mark_dirty (img->l2_cache, table);
-      img->unsynced_writes = true;
       if (release)
         queue_free_entry (img, type == CLUSTER_COMPRESSED, entry, host);
     }

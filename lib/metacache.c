@@ -227,7 +227,6 @@ pwrite_table (struct metacache *c, const uint8_t *table, uint64_t offset)
     errno = saved_errno == ENOSPC ? ENOSPC : EIO;
     return -1;
   }
-  c->img->unsynced_writes = true;
   c->written_epoch = c->img->sync_epoch + 1;
   return 0;
 }

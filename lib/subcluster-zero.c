@@ -24,7 +24,6 @@ set_entry (struct zq_image *img, uint8_t *table, uint64_t index,
 {
   subcluster_store_entry (table, index, entry, bitmap);
   metacache_mark_dirty (img->l2_cache, table);
-  img->unsynced_writes = true;
 }
 
 enum whole_how { WHOLE_TRIM, WHOLE_ZERO, WHOLE_ZERO_MAY_TRIM };

@@ -229,7 +229,6 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
   subcluster_store_entry (table, index, host | QCOW2_OFLAG_COPIED,
                new_alloc | ((old.bitmap >> 32) & ~new_alloc) << 32);
   metacache_mark_dirty (img->l2_cache, table);
-  img->unsynced_writes = true;
   if (fresh && (old.compressed || old.has_host))
     queue_free_entry (img, old.compressed, old.entry, old.host);
   pthread_mutex_unlock (&img->meta_lock);
