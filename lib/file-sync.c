@@ -77,34 +77,37 @@ sync_file (struct zq_image *img)
       sync_mark_written (img);
     return -1;
   }
-  sync_done (img, epoch);
-  /* Started after every write so far, so it covers an unlocked sync
-   * still in flight too.
+  /* Started after every write so far, so it covers the syncs without
+   * meta_lock still in flight too: durable_epoch passes their epochs.
    */
-  img->sync_in_flight = false;
+  sync_done (img, epoch);
   return 0;
 }
 
 /* sync_file with meta_lock dropped around the fdatasyncs.  What was
  * written before is not durable until they return (needs_sync stays
- * true), so a writer that depends on it syncs again under the lock.
+ * true: marked_sync_epoch is ahead of durable_epoch), so a writer that
+ * depends on it syncs again under the lock.  Several may be in flight
+ * at once (a flush, a write-pointer write, the L2 cache making room),
+ * each covering its own epoch: the mark a sync took counts as synced
+ * once durable_epoch reaches it, whichever sync returns first.
  */
 int
 sync_file_unlocked (struct zq_image *img)
 {
   uint64_t epoch = ++img->sync_epoch;
+  bool marked = take_unsynced_mark (img);
   int r;
 
-  if (take_unsynced_mark (img))
-    img->sync_in_flight = true;
+  if (marked)
+    img->marked_sync_epoch = epoch;
   pthread_mutex_unlock (&img->meta_lock);
   r = sync_fds (img);
   pthread_mutex_lock (&img->meta_lock);
   if (r == 0)
     sync_done (img, epoch);
-  else if (img->sync_in_flight)
+  else if (marked)
     sync_mark_written (img);
-  img->sync_in_flight = false;
   return r;
 }
 

@@ -132,12 +132,14 @@ struct zq_image {
   uint64_t pending_free_clusters;
 
   /* Writes since the last fdatasync started, so a sync can be skipped
-   * when empty: set only by image-write.c, atomic (file-sync.c).  sync_in_flight: writes that a flush's fdatasync, running
-   * without meta_lock, covers once it has returned; until then they are
-   * not durable either (needs_sync).
+   * when empty: set only by image-write.c, atomic (file-sync.c).
+   * marked_sync_epoch: the epoch of the newest sync that cleared the
+   * mark; the writes it took over are not durable either (needs_sync)
+   * until durable_epoch reaches it (a sync without meta_lock still in
+   * flight, or one that failed).
    */
   bool unsynced_writes;
-  bool sync_in_flight;
+  uint64_t marked_sync_epoch;
 
   /* For FUA (flush_range): every sync that starts advances sync_epoch;
    * one that succeeds raises durable_epoch to its own epoch.  A write
@@ -446,7 +448,7 @@ static inline bool
 needs_sync (const struct zq_image *img)
 {
   return __atomic_load_n (&img->unsynced_writes, __ATOMIC_SEQ_CST) ||
-         img->sync_in_flight;
+         img->marked_sync_epoch > img->durable_epoch;
 }
 
 /* free-queue.c: the release of host clusters once the metadata that
