@@ -30,10 +30,11 @@
  * taken under this image's range lock only).
  *
  * Syncs: flushes and write-pointer writes fdatasync without meta_lock
- * (sync_file_unlocked, sync_file_nolock), so L2 lookups go on meanwhile.
- * A dirty L2 table evicted from the cache, a grown refcount table,
- * marking the image corrupt (once, overlap.c) and open/close still sync
- * with meta_lock held.
+ * (sync_file_unlocked, sync_file_nolock), so L2 lookups go on meanwhile;
+ * so does map_lock (l2-map.c), which makes room in the L2 cache before
+ * a request's mapping.  A dirty L2 table evicted from the cache all the
+ * same, a grown refcount table, marking the image corrupt (once,
+ * overlap.c) and open/close still sync with meta_lock held.
  */
 #ifndef ZQ_INTERNAL_H
 #define ZQ_INTERNAL_H

@@ -153,13 +153,20 @@ map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
   return 0;
 }
 
+void
+map_lock (struct zq_image *img)
+{
+  pthread_mutex_lock (&img->meta_lock);
+  metacache_make_room (img->l2_cache);
+}
+
 int
 map_lookup_run (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
                 struct map_run *run)
 {
   int r;
 
-  pthread_mutex_lock (&img->meta_lock);
+  map_lock (img);
   r = map_lookup (img, offset, max_bytes, run);
   pthread_mutex_unlock (&img->meta_lock);
   return r;
