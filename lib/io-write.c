@@ -144,7 +144,7 @@ allocating_write (struct zq_image *img, const struct map_run *run,
   if (scratch == NULL)
     return -1;
 
-  map_lock (img);
+  map_lock (img, offset);
   /* The L2 table first, so that it does not split the data run. */
   if (map_l2_for_update (img, offset, &table, &index) == -1)
     goto fail_unlock;
@@ -202,7 +202,7 @@ allocating_write (struct zq_image *img, const struct map_run *run,
     goto fail_free;
   }
 
-  map_lock (img);
+  map_lock (img, offset);
   if (link_clusters (img, offset, host, got, reused) == -1)
     goto fail_unlock_free;
   pthread_mutex_unlock (&img->meta_lock);

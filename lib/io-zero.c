@@ -120,7 +120,7 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
       chunk = count;
     n = chunk >> img->cluster_bits;
 
-    map_lock (img);
+    map_lock (img, offset);
     if ((dry_run ? map_l2_existing (img, offset, &table, &index)
          : map_l2_existing_for_update (img, offset, &table, &index)) == -1)
       goto fail_unlock;

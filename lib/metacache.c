@@ -421,11 +421,13 @@ make_room_round (struct metacache *c)
 }
 
 void
-metacache_make_room (struct metacache *c)
+metacache_make_room (struct metacache *c, uint64_t offset)
 {
   int round;
 
-  if (!c->evicted_dirty || c->depends_on == NULL)
+  /* A hit evicts nothing: no sync for it, under the lock or not. */
+  if (!c->evicted_dirty || c->depends_on == NULL ||
+      (offset != 0 && hash_find (c, offset) != NO_SLOT))
     return;
   /* Failures are left to the eviction, which reports them. */
   for (round = 0; round < ROOM_ROUNDS; round++)

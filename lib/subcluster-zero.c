@@ -42,7 +42,7 @@ whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
   uint8_t *table;
   bool release;
 
-  map_lock (img);
+  map_lock (img, cluster);
   if (map_l2_existing_for_update (img, cluster, &table, &index) == -1)
     goto fail_unlock;
   if (table == NULL && !backing_behind) {
@@ -105,7 +105,7 @@ zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
   struct ext_entry old;
   uint8_t *table;
 
-  map_lock (img);
+  map_lock (img, cluster);
   if ((dry_run ? map_l2_existing (img, cluster, &table, &index)
        : map_l2_existing_for_update (img, cluster, &table, &index)) == -1)
     goto fail_unlock;

@@ -163,7 +163,7 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
   last = (end - 1) >> img->subcluster_bits;
   touched = subcluster_mask (first, last);
 
-  map_lock (img);
+  map_lock (img, offset);
   if (map_l2_for_update (img, offset, &table, &index) == -1 ||
       subcluster_load_entry (img, table, index, cluster, &old) == -1)
     goto fail_unlock;
@@ -222,7 +222,7 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
   /* The entry only once its data is written.  The range lock keeps
    * other requests off this entry; the table may have moved.
    */
-  map_lock (img);
+  map_lock (img, offset);
   if (map_l2_for_update (img, offset, &table, &index) == -1)
     goto fail_unlock;
   new_alloc = old_alloc | touched;

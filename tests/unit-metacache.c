@@ -11,6 +11,7 @@
  *   - a table changed while the lock was dropped is not written after
  *     that sync, which does not cover its new entries: it stays dirty
  *     until a sync that started after the change;
+ *   - a section whose table is cached will not evict: no room is made;
  *   - a sync that fails leaves the tables dirty and the writes marked.
  *
  * Hits, misses and plain write-back on eviction: unit-l2-cache.c.
@@ -143,7 +144,7 @@ miss_on_4 (struct section *s)
 static void
 make_room_then_miss_on_5 (struct section *s)
 {
-  metacache_make_room (l2);
+  metacache_make_room (l2, 5 * TABLE);
   /* Another request's data, written meanwhile without the lock. */
   write_data (0xd3);
   miss (s, 5);
@@ -188,7 +189,7 @@ test_first_dirty_eviction (void)
   /* No eviction has had to write yet: making room leaves them alone. */
   pthread_mutex_lock (&img.meta_lock);
   syncs = img.sync_epoch;
-  metacache_make_room (l2);
+  metacache_make_room (l2, 4 * TABLE);
   CHECK (img.sync_epoch == syncs);
   CHECK (in_file (1 * TABLE) == 1);
   pthread_mutex_unlock (&img.meta_lock);
@@ -285,14 +286,14 @@ test_make_room (void)
 }
 
 static void
-test_failed_sync (void)
+test_hit_and_failed_sync (void)
 {
   uint64_t syncs;
 
   /* Clean tables: nothing to do, no sync. */
   pthread_mutex_lock (&img.meta_lock);
   syncs = img.sync_epoch;
-  metacache_make_room (l2);
+  metacache_make_room (l2, 6 * TABLE);
   CHECK (img.sync_epoch == syncs);
 
   /* The cache holds 4 (most recent, now dirty), 5 and 3. */
@@ -300,8 +301,15 @@ test_failed_sync (void)
   pthread_mutex_unlock (&img.meta_lock);
   write_data (0xd4);
   pthread_mutex_lock (&img.meta_lock);
+
+  /* A section that will hit evicts nothing: no room made. */
+  metacache_make_room (l2, 4 * TABLE);
+  CHECK (img.sync_epoch == syncs);
+  CHECK (in_file (4 * TABLE) == 0x14);
+
+  /* One that will create a table, its sync failing. */
   powercut_fail_syncs (1);
-  metacache_make_room (l2);
+  metacache_make_room (l2, 0);
   powercut_fail_syncs (0);
   CHECK (sync_errors_logged == 1);
   CHECK (img.sync_epoch > syncs);
@@ -311,7 +319,7 @@ test_failed_sync (void)
   CHECK (img.unsynced_writes);
 
   /* The next one succeeds. */
-  metacache_make_room (l2);
+  metacache_make_room (l2, 0);
   CHECK (!metacache_has_dirty (l2));
   CHECK (in_file (4 * TABLE) == 0x24);
   CHECK (durable (DATA_OFFSET) == 0xd4);
@@ -353,7 +361,7 @@ main (void)
   if (l2 != NULL && refblocks != NULL && shadow_fd >= 0) {
     test_first_dirty_eviction ();
     test_make_room ();
-    test_failed_sync ();
+    test_hit_and_failed_sync ();
   }
 
   powercut_stop ();
