@@ -69,8 +69,7 @@ data_file_zero (struct zq_image *img, uint64_t count, uint64_t offset)
   if (!img->data_file_raw || count == 0)
     return 0;
   /* A punched hole reads back as zeroes and costs no space. */
-  if (fallocate (img->data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                 offset, count) == 0)
+  if (image_punch_hole (img, img->data_fd, count, offset) == 0)
     return 0;
   for (done = 0; done < count; ) {
     uint64_t len = count - done < ZQ_ZERO_BYTES ? count - done

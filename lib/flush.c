@@ -29,181 +29,6 @@
 #include "qcow2-format.h"
 #include "refcount.h"
 
-/* The data file first: its data is durable before any L2 entry that
- * points at it, as with data in the image itself.  Touches no state, so
- * that it can run without meta_lock.
- */
-static int
-sync_fds (struct zq_image *img)
-{
-  if (has_data_file (img) && fdatasync (img->data_fd) == -1) {
-    zq_error ("%s: fdatasync of the data file %s: %m", img->filename,
-              img->data_filename);
-    errno = EIO;
-    return -1;
-  }
-  if (fdatasync (img->fd) == -1) {
-    zq_error ("%s: fdatasync: %m", img->filename);
-    errno = EIO;
-    return -1;
-  }
-  return 0;
-}
-
-/* A sync that started as epoch `epoch` has returned: what was written
- * before it started is durable.
- */
-static void
-sync_done (struct zq_image *img, uint64_t epoch)
-{
-  if (epoch > img->durable_epoch)
-    img->durable_epoch = epoch;
-}
-
-int
-sync_file (struct zq_image *img)
-{
-  uint64_t epoch = ++img->sync_epoch;
-
-  if (sync_fds (img) == -1)
-    return -1;
-  sync_done (img, epoch);
-  /* Started after every write so far, so it covers an unlocked sync
-   * still in flight too.
-   */
-  img->unsynced_writes = false;
-  img->sync_in_flight = false;
-  return 0;
-}
-
-/* sync_file with meta_lock dropped around the fdatasyncs.  What was
- * written before is not durable until they return (needs_sync stays
- * true), so a writer that depends on it syncs again under the lock.
- */
-static int
-sync_file_unlocked (struct zq_image *img)
-{
-  uint64_t epoch = ++img->sync_epoch;
-  int r;
-
-  if (img->unsynced_writes)
-    img->sync_in_flight = true;
-  img->unsynced_writes = false;
-  pthread_mutex_unlock (&img->meta_lock);
-  r = sync_fds (img);
-  pthread_mutex_lock (&img->meta_lock);
-  if (r == 0)
-    sync_done (img, epoch);
-  else if (img->sync_in_flight)
-    img->unsynced_writes = true;
-  img->sync_in_flight = false;
-  return r;
-}
-
-int
-sync_file_nolock (struct zq_image *img)
-{
-  int r;
-
-  pthread_mutex_lock (&img->meta_lock);
-  img->unsynced_writes = true;
-  r = sync_file_unlocked (img);
-  pthread_mutex_unlock (&img->meta_lock);
-  return r;
-}
-
-void
-queue_free (struct zq_image *img, uint64_t host_offset, uint64_t nr_clusters)
-{
-  uint64_t first = host_offset >> img->cluster_bits;
-  struct pending_free *last;
-
-  if (img->nr_pending_frees > 0) {
-    last = &img->pending_frees[img->nr_pending_frees - 1];
-    if (last->first_cluster + last->nr_clusters == first) {
-      last->nr_clusters += nr_clusters;
-      img->pending_free_clusters += nr_clusters;
-      return;
-    }
-  }
-  if (img->nr_pending_frees == img->pending_frees_alloc) {
-    size_t n = img->pending_frees_alloc ? img->pending_frees_alloc * 2 : 64;
-    struct pending_free *p = realloc (img->pending_frees, n * sizeof *p);
-    if (p == NULL) {
-      /* Not fatal: the clusters leak, the image stays consistent. */
-      zq_warning ("%s: out of memory; leaking %" PRIu64 " clusters at 0x%"
-                  PRIx64, img->filename, nr_clusters, host_offset);
-      return;
-    }
-    img->pending_frees = p;
-    img->pending_frees_alloc = n;
-  }
-  img->pending_frees[img->nr_pending_frees++] =
-    (struct pending_free) { first, nr_clusters };
-  img->pending_free_clusters += nr_clusters;
-}
-
-void
-queue_free_compressed (struct zq_image *img, uint64_t entry)
-{
-  uint64_t offset, size, first, last;
-
-  qcow2_compressed_extent (img->cluster_bits, entry, &offset, &size);
-  first = offset >> img->cluster_bits;
-  last = (offset + size - 1) >> img->cluster_bits;
-  queue_free (img, first << img->cluster_bits, last - first + 1);
-}
-
-void
-queue_free_entry (struct zq_image *img, bool compressed, uint64_t entry,
-                  uint64_t host)
-{
-  if (compressed)
-    queue_free_compressed (img, entry);
-  else
-    queue_free (img, host, 1);
-}
-
-/* The frees queued so far are this flush's to apply: the tables that
- * stopped referencing those clusters were changed before it started, so
- * it makes them durable.  Frees queued later wait for the next flush.
- * The two lists trade places, so no allocation happens here.
- */
-static void
-take_pending_frees (struct zq_image *img)
-{
-  struct pending_free *list = img->flushing_frees;
-  size_t alloc = img->flushing_frees_alloc;
-
-  img->flushing_frees = img->pending_frees;
-  img->flushing_frees_alloc = img->pending_frees_alloc;
-  img->nr_flushing_frees = img->nr_pending_frees;
-  img->pending_frees = list;
-  img->pending_frees_alloc = alloc;
-  img->nr_pending_frees = 0;
-  img->pending_free_clusters = 0;
-}
-
-static void
-apply_flushing_frees (struct zq_image *img)
-{
-  size_t i;
-
-  for (i = 0; i < img->nr_flushing_frees; i++) {
-    const struct pending_free *f = &img->flushing_frees[i];
-    for (uint64_t c = f->first_cluster;
-         c < f->first_cluster + f->nr_clusters; c++) {
-      uint64_t host = c << img->cluster_bits;
-      /* A failure here leaks the cluster; refcount_update said why. */
-      if (refcount_update (img, c, -1) == 0) {
-        metacache_forget (img->l2_cache, host);
-        metacache_forget (img->refblock_cache, host);
-      }
-    }
-  }
-  img->nr_flushing_frees = 0;
-}
-
 /* The dirty L1 entries as they are now: an entry changed later may point
  * at an L2 table this flush does not make durable.
  */
@@ -247,7 +72,6 @@ write_l1_entries (struct zq_image *img)
       return -1;
     }
   }
-  img->unsynced_writes = true;
   img->l1_written_epoch = img->sync_epoch + 1;
   img->l1_flushing_first = img->l1_flushing_end = 0;
   return 0;
@@ -427,4 +251,22 @@ flush_range (struct zq_image *img, uint64_t count, uint64_t offset)
     return -1;
   }
   return 0;
+}
+
+/* Release freed clusters once this many wait for a flush, so that a
+ * client that trims without flushing does not grow the file forever.
+ */
+#define PENDING_FREE_FLUSH_BYTES (UINT64_C (256) << 20)
+
+void
+release_if_many_pending (struct zq_image *img)
+{
+  bool many;
+
+  pthread_mutex_lock (&img->meta_lock);
+  many = (img->pending_free_clusters << img->cluster_bits) >=
+         PENDING_FREE_FLUSH_BYTES;
+  pthread_mutex_unlock (&img->meta_lock);
+  if (many)
+    flush_image (img);          /* on failure, the next flush retries */
 }

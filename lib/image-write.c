@@ -4,12 +4,14 @@
  * metadata it may not touch (overlap.c): guest data lands on no metadata,
  * a table only on tables of its own kind.  A write that would overlap is
  * refused with EIO and the image is marked corrupt, as QEMU does; after
- * that, no write reaches the image file at all.  Writes to an external
+ * that, no write reaches the image file at all.  Each write that returns
+ * sets the unsynced mark (file-sync.c), here and nowhere else.  Writes to an external
  * data file hold only guest data and are not checked.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sys/uio.h>
 
@@ -44,9 +46,11 @@ int
 image_pwrite (struct zq_image *img, int fd, enum meta_kind kind,
               const void *buf, size_t count, uint64_t offset)
 {
-  if (check_write (img, fd, kind, count, offset) == -1)
+  if (check_write (img, fd, kind, count, offset) == -1 ||
+      full_pwrite (fd, buf, count, offset) == -1)
     return -1;
-  return full_pwrite (fd, buf, count, offset);
+  sync_mark_written (img);
+  return 0;
 }
 
 int
@@ -78,5 +82,20 @@ image_pwritev (struct zq_image *img, int fd, enum meta_kind kind,
       iov->iov_len -= r;
     }
   }
+  sync_mark_written (img);
+  return 0;
+}
+
+/* Only data files get holes punched (data-file.c): the overlap check of
+ * the image file does not apply.
+ */
+int
+image_punch_hole (struct zq_image *img, int fd, uint64_t count,
+                  uint64_t offset)
+{
+  if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 offset, count) == -1)
+    return -1;
+  sync_mark_written (img);
   return 0;
 }

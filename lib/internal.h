@@ -11,8 +11,9 @@
  *   img->flush_lock       one flush at a time (flush.c);
  *   img->meta_lock        every piece of metadata below: L1 and refcount
  *                         tables, both caches, pending frees, the sync
- *                         epochs and unsynced mark; never held across
- *                         guest data I/O;
+ *                         epochs (the unsynced mark is atomic: writes
+ *                         set it without the lock, file-sync.c); never
+ *                         held across guest data I/O;
  *   zones->lock           zone states, write pointers and the requests
  *                         queued and in flight per zone; never held
  *                         across I/O;
@@ -29,10 +30,11 @@
  * taken under this image's range lock only).
  *
  * Syncs: flushes and write-pointer writes fdatasync without meta_lock
- * (sync_file_unlocked, sync_file_nolock), so L2 lookups go on meanwhile.
- * A dirty L2 table evicted from the cache, a grown refcount table,
- * marking the image corrupt (once, overlap.c) and open/close still sync
- * with meta_lock held.
+ * (sync_file_unlocked, sync_file_nolock), so L2 lookups go on meanwhile;
+ * so does map_lock (l2-map.c), which makes room in the L2 cache before
+ * a request's mapping.  A dirty L2 table evicted from the cache all the
+ * same, a grown refcount table, marking the image corrupt (once,
+ * overlap.c) and open/close still sync with meta_lock held.
  */
 #ifndef ZQ_INTERNAL_H
 #define ZQ_INTERNAL_H
@@ -131,12 +133,14 @@ struct zq_image {
   uint64_t pending_free_clusters;
 
   /* Writes since the last fdatasync started, so a sync can be skipped
-   * when empty.  sync_in_flight: writes that a flush's fdatasync, running
-   * without meta_lock, covers once it has returned; until then they are
-   * not durable either (needs_sync).
+   * when empty: set only by image-write.c, atomic (file-sync.c).
+   * marked_sync_epoch: the epoch of the newest sync that cleared the
+   * mark; the writes it took over are not durable either (needs_sync)
+   * until durable_epoch reaches it (a sync without meta_lock still in
+   * flight, or one that failed).
    */
   bool unsynced_writes;
-  bool sync_in_flight;
+  uint64_t marked_sync_epoch;
 
   /* For FUA (flush_range): every sync that starts advances sync_epoch;
    * one that succeeds raises durable_epoch to its own epoch.  A write
@@ -317,6 +321,11 @@ int image_pwrite (struct zq_image *img, int fd, enum meta_kind kind,
                   const void *buf, size_t count, uint64_t offset);
 int image_pwritev (struct zq_image *img, int fd, enum meta_kind kind,
                    struct iovec *iov, int iovcnt, uint64_t offset);
+/* Punches a hole (fallocate, FALLOC_FL_KEEP_SIZE) into a data file: a
+ * write too, for the unsynced mark.  -1 with errno from fallocate.
+ */
+int image_punch_hole (struct zq_image *img, int fd, uint64_t count,
+                      uint64_t offset);
 
 /* file-io.c: a cluster-sized buffer of zeroes, shared read-only (2 MiB). */
 #define ZQ_ZERO_BYTES (1u << 21)
@@ -428,22 +437,44 @@ int flush_image (struct zq_image *img);
  * maps the range is already durable.  Takes the locks it needs.
  */
 int flush_range (struct zq_image *img, uint64_t count, uint64_t offset);
-/* fdatasync of the data file and the image, meta_lock held. */
+/* After a zero or trim that succeeded (requests.c, zone-io.c, holding
+ * no lock flush_image may not be taken under): a flush when the frees
+ * waiting for one add up to 256 MiB.  Its failure is left to the next
+ * flush, which retries.
+ */
+void release_if_many_pending (struct zq_image *img);
+/* file-sync.c: fdatasync of the data file and the image, meta_lock
+ * held.
+ */
 int sync_file (struct zq_image *img);
+/* The same with meta_lock dropped around the fdatasyncs (flush.c): what
+ * was written before is not durable until it returns (needs_sync stays
+ * true meanwhile).  meta_lock held on entry and on return.
+ */
+int sync_file_unlocked (struct zq_image *img);
 /* The same for a caller that holds no meta_lock and has written to the
  * image without it (the write-pointer table): meta_lock is taken only
  * to account for the sync, never across it.  What the caller wrote is
  * durable once it returns 0.
  */
 int sync_file_nolock (struct zq_image *img);
+/* Sets the unsynced mark after a write to the image or data file has
+ * returned.  Only image-write.c calls it: every write goes through there.
+ * Needs no lock.
+ */
+void sync_mark_written (struct zq_image *img);
 
 /* Whether written metadata or data may not be durable yet. */
 static inline bool
 needs_sync (const struct zq_image *img)
 {
-  return img->unsynced_writes || img->sync_in_flight;
+  return __atomic_load_n (&img->unsynced_writes, __ATOMIC_SEQ_CST) ||
+         img->marked_sync_epoch > img->durable_epoch;
 }
 
+/* free-queue.c: the release of host clusters once the metadata that
+ * dropped them is durable; meta_lock held.
+ */
 void queue_free (struct zq_image *img, uint64_t host_offset,
                  uint64_t nr_clusters);
 /* Queues the release of the host clusters holding the data of the
@@ -457,6 +488,12 @@ void queue_free_compressed (struct zq_image *img, uint64_t entry);
  */
 void queue_free_entry (struct zq_image *img, bool compressed,
                        uint64_t entry, uint64_t host);
+/* For a flush: takes the frees queued so far as its own (they trade
+ * places with the flushing list, so nothing is allocated), and applies
+ * them once the metadata they depend on is durable.
+ */
+void take_pending_frees (struct zq_image *img);
+void apply_flushing_frees (struct zq_image *img);
 
 /* check.c: every host cluster's references, rebuilt from the metadata
  * as zq_check counts them; *references (malloc'd, *nb_clusters entries,

@@ -99,7 +99,6 @@ link_clusters (struct zq_image *img, uint64_t offset, uint64_t host,
     store_be64 (slot, (host + (i << img->cluster_bits)) | QCOW2_OFLAG_COPIED);
   }
   metacache_mark_dirty (img->l2_cache, table);
-  img->unsynced_writes = true;
   return 0;
 }
 
@@ -145,7 +144,7 @@ allocating_write (struct zq_image *img, const struct map_run *run,
   if (scratch == NULL)
     return -1;
 
-  pthread_mutex_lock (&img->meta_lock);
+  map_lock (img, offset);
   /* The L2 table first, so that it does not split the data run. */
   if (map_l2_for_update (img, offset, &table, &index) == -1)
     goto fail_unlock;
@@ -203,7 +202,7 @@ allocating_write (struct zq_image *img, const struct map_run *run,
     goto fail_free;
   }
 
-  pthread_mutex_lock (&img->meta_lock);
+  map_lock (img, offset);
   if (link_clusters (img, offset, host, got, reused) == -1)
     goto fail_unlock_free;
   pthread_mutex_unlock (&img->meta_lock);

@@ -17,11 +17,6 @@
 #include "l2-map.h"
 #include "subcluster.h"
 
-/* Release freed clusters once this many wait for a flush, so that a
- * client that trims without flushing does not grow the file forever.
- */
-#define PENDING_FREE_FLUSH_BYTES (UINT64_C (256) << 20)
-
 enum zero_how {
   ZERO_BY_TRIM,                 /* trim: the entry becomes unallocated */
   ZERO_KEEP_ALLOCATION,         /* write zeroes without MAY_TRIM */
@@ -125,7 +120,7 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
       chunk = count;
     n = chunk >> img->cluster_bits;
 
-    pthread_mutex_lock (&img->meta_lock);
+    map_lock (img, offset);
     if ((dry_run ? map_l2_existing (img, offset, &table, &index)
          : map_l2_existing_for_update (img, offset, &table, &index)) == -1)
       goto fail_unlock;
@@ -165,7 +160,6 @@ zero_clusters (struct zq_image *img, uint64_t count, uint64_t offset,
         goto fail_unlock;
       store_be64 (table + (index + i) * 8, new_entry);
       metacache_mark_dirty (img->l2_cache, table);
-      img->unsynced_writes = true;
       if (release)
         queue_free_entry (img, type == CLUSTER_COMPRESSED, entry, host);
     }
@@ -247,19 +241,6 @@ split_clusters (const struct zq_image *img, uint64_t count, uint64_t offset,
   }
 }
 
-static void
-release_if_many_pending (struct zq_image *img)
-{
-  bool many;
-
-  pthread_mutex_lock (&img->meta_lock);
-  many = (img->pending_free_clusters << img->cluster_bits) >=
-         PENDING_FREE_FLUSH_BYTES;
-  pthread_mutex_unlock (&img->meta_lock);
-  if (many)
-    flush_image (img);          /* on failure, the next flush retries */
-}
-
 int
 qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
             unsigned flags)
@@ -312,8 +293,6 @@ qcow2_zero (struct zq_image *img, uint64_t count, uint64_t offset,
     r = zero_partial (img, tail, offset + count - tail, false);
  out:
   range_lock_release (&img->ranges, &range);
-  if (r == 0)
-    release_if_many_pending (img);
   return r;
 }
 
@@ -336,7 +315,5 @@ qcow2_trim (struct zq_image *img, uint64_t count, uint64_t offset)
   else if (r == 0)
     r = zero_clusters (img, whole, whole_start, ZERO_BY_TRIM, false);
   range_lock_release (&img->ranges, &range);
-  if (r == 0)
-    release_if_many_pending (img);
   return r;
 }

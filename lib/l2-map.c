@@ -153,13 +153,25 @@ map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
   return 0;
 }
 
+void
+map_lock (struct zq_image *img, uint64_t offset)
+{
+  uint64_t i = offset >> (img->l2_bits + img->cluster_bits);
+
+  pthread_mutex_lock (&img->meta_lock);
+  /* Beyond the L1 table, the section itself fails. */
+  if (i < img->l1_size)
+    metacache_make_room (img->l2_cache,
+                         img->l1_table[i] & QCOW2_L1E_OFFSET_MASK);
+}
+
 int
 map_lookup_run (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
                 struct map_run *run)
 {
   int r;
 
-  pthread_mutex_lock (&img->meta_lock);
+  map_lock (img, offset);
   r = map_lookup (img, offset, max_bytes, run);
   pthread_mutex_unlock (&img->meta_lock);
   return r;

@@ -24,6 +24,17 @@ struct map_run {
 int map_lookup (struct zq_image *img, uint64_t offset, uint64_t max_bytes,
                 struct map_run *run);
 
+/* Takes meta_lock for a critical section that may read or change the
+ * L2 table of guest offset `offset`, first making room in the L2 cache
+ * when that table is not cached, so that the miss evicts without a
+ * sync under the lock (metacache_make_room: the lock may be dropped and
+ * retaken before this returns).  So the caller must not
+ * count on anything it saw under an earlier hold of meta_lock without
+ * looking it up again; the range locks it holds are fine, since no one
+ * waits for a range lock holding meta_lock (internal.h).
+ */
+void map_lock (struct zq_image *img, uint64_t offset);
+
 /* map_lookup for a caller that does not hold meta_lock: takes it for the
  * lookup only (the caller's range lock keeps the run valid).
  */

@@ -18,6 +18,9 @@ struct slot {
   int32_t lru_prev, lru_next;   /* towards the most / least recent */
   bool dirty;
   bool in_snapshot;             /* its copy in the snapshot is still due */
+  uint64_t generation;          /* changes with every metacache_mark_dirty,
+                                   so metacache_make_room can tell whether
+                                   the table changed while it synced */
 };
 
 /* The dirty tables copied out by metacache_snapshot, for a flush to
@@ -45,6 +48,10 @@ struct metacache {
   struct metacache *depends_on;
   struct snapshot snap;
   uint64_t written_epoch;       /* of the last table write, + 1; 0: none */
+  uint64_t generations;         /* the last slot generation handed out */
+  bool evicted_dirty;           /* an eviction had to write a table: from
+                                   then on, metacache_make_room keeps the
+                                   least recently used slots clean */
   struct metacache_stats stats;
 };
 
@@ -227,7 +234,6 @@ pwrite_table (struct metacache *c, const uint8_t *table, uint64_t offset)
     errno = saved_errno == ENOSPC ? ENOSPC : EIO;
     return -1;
   }
-  c->img->unsynced_writes = true;
   c->written_epoch = c->img->sync_epoch + 1;
   return 0;
 }
@@ -257,6 +263,11 @@ evict (struct metacache *c)
   struct slot *s = &c->slots[i];
 
   if (s->dirty) {
+    /* Syncs under meta_lock when metacache_make_room has not cleaned the
+     * slot beforehand (the first such eviction; more misses in one
+     * critical section than it makes room for; a failed sync).
+     */
+    c->evicted_dirty = true;
     if (prepare_write (c) == -1 || write_slot (c, i) == -1)
       return NO_SLOT;
   }
@@ -324,6 +335,7 @@ metacache_mark_dirty (struct metacache *c, const uint8_t *table)
 {
   int32_t i = (int32_t) ((table - c->tables) / c->table_size);
 
+  c->slots[i].generation = ++c->generations;
   if (!c->slots[i].dirty) {
     c->slots[i].dirty = true;
     c->nr_dirty++;
@@ -343,6 +355,84 @@ metacache_writeback (struct metacache *c)
     if (c->slots[i].dirty && write_slot (c, i) == -1)
       return -1;
   return 0;
+}
+
+/* The slots metacache_make_room keeps clean: enough for the misses of
+ * one critical section (a copy-on-write of a shared L2 table reads the
+ * old table and creates the new one; a zero may then create another).
+ */
+#define ROOM_SLOTS 3
+
+/* A dirty table among the ROOM_SLOTS least recently used, as it was
+ * before the sync that covers what it points at.
+ */
+struct room_due {
+  int32_t slot;
+  uint64_t offset, generation;
+};
+
+/* Rounds of metacache_make_room: a table changed during one sync is
+ * tried again after the next, but not forever under a steady stream of
+ * writes (the eviction then syncs under the lock).
+ */
+#define ROOM_ROUNDS 3
+
+/* One round: the dirty ones among the ROOM_SLOTS least recently used
+ * tables are written after a sync without meta_lock, if unchanged
+ * meanwhile.  1 when all of them are clean now, 0 when some changed, -1
+ * on failure.
+ */
+static int
+make_room_round (struct metacache *c)
+{
+  struct room_due due[ROOM_SLOTS];
+  uint32_t nr_due = 0, k;
+  int32_t i;
+  int done = 1;
+
+  for (i = c->lru_tail, k = 0; i != NO_SLOT && k < ROOM_SLOTS;
+       i = c->slots[i].lru_prev, k++)
+    if (c->slots[i].dirty)
+      due[nr_due++] = (struct room_due) { i, c->slots[i].offset,
+                                          c->slots[i].generation };
+  if (nr_due == 0)
+    return 1;
+  /* As prepare_write, but the sync runs without meta_lock (the caller
+   * holds nothing derived from the metadata yet): everything the tables
+   * point at now is durable once it returns.
+   */
+  if (metacache_writeback (c->depends_on) == -1 ||
+      (needs_sync (c->img) && sync_file_unlocked (c->img) == -1))
+    return -1;
+  /* Meanwhile others may have changed, written or dropped these tables:
+   * only one still as it was is written, and it becomes clean.
+   */
+  for (k = 0; k < nr_due; k++) {
+    const struct slot *s = &c->slots[due[k].slot];
+
+    if (!s->dirty || s->offset != due[k].offset)
+      continue;
+    if (s->generation != due[k].generation)
+      done = 0;
+    else if (write_slot (c, due[k].slot) == -1)
+      return -1;
+  }
+  return done;
+}
+
+void
+metacache_make_room (struct metacache *c, uint64_t offset)
+{
+  int round;
+
+  /* A hit evicts nothing: no sync for it, under the lock or not. */
+  if (!c->evicted_dirty || c->depends_on == NULL ||
+      (offset != 0 && hash_find (c, offset) != NO_SLOT))
+    return;
+  /* Failures are left to the eviction, which reports them. */
+  for (round = 0; round < ROOM_ROUNDS; round++)
+    if (make_room_round (c) != 0)
+      return;
 }
 
 bool

@@ -74,6 +74,19 @@ int metacache_snapshot (struct metacache *c, size_t max_bytes);
 int metacache_write_snapshot (struct metacache *c);
 void metacache_drop_snapshot (struct metacache *c);
 
+/* For a caller that has just taken meta_lock, holds nothing derived
+ * from the metadata yet and is about to get the table at `offset` (0:
+ * one not allocated yet, which it may create): when that table is not
+ * cached, makes the next few evictions find clean slots, so that they
+ * need not sync with meta_lock held.  Once an eviction has had to write
+ * a table, the dirty ones among the least recently used are written
+ * here after a sync that runs without meta_lock (which may therefore be
+ * dropped and retaken); those changed meanwhile stay dirty.  Does
+ * nothing for a cache without dependency.  Failures are left to the
+ * eviction, which syncs under the lock and reports them.
+ */
+void metacache_make_room (struct metacache *c, uint64_t offset);
+
 /* Forgets the table at offset, dirty or not (its cluster was freed). */
 void metacache_forget (struct metacache *c, uint64_t offset);
 

@@ -64,6 +64,7 @@ struct overlap_set {
   pthread_mutex_t lock;
   struct chunk_table *table;    /* atomic */
   size_t nr_chunks;
+  uint64_t chunk_end;           /* one past the highest chunk created */
 };
 
 const char *
@@ -168,6 +169,8 @@ get_chunk (struct overlap_set *set, uint64_t chunk)
     return NULL;
   insert_bucket (set->table, chunk, ch);
   set->nr_chunks++;
+  if (chunk >= set->chunk_end)
+    set->chunk_end = chunk + 1;
   return ch;
 }
 
@@ -243,6 +246,12 @@ overlap_remove (struct zq_image *img, enum meta_kind kind, uint64_t offset,
 
   cluster_range (img, offset, bytes, &first, &end);
   pthread_mutex_lock (&set->lock);
+  /* A region the set never held may claim any size (a bitmap directory
+   * of 2^63 bytes, left out by overlap_build): only the clusters of its
+   * chunks are looked at.
+   */
+  if (end > set->chunk_end << CHUNK_BITS)
+    end = set->chunk_end << CHUNK_BITS;
   for (c = first; c < end; c++) {
     struct chunk *ch = find_chunk (set, c >> CHUNK_BITS);
     if (ch && kind_in (ch, c) == kind)

@@ -186,7 +186,6 @@ refcount_write_table_entry (struct zq_image *img, uint64_t ti)
     errno = EIO;
     return -1;
   }
-  img->unsynced_writes = true;
   return 0;
 }
 
@@ -387,7 +386,6 @@ grow_table (struct zq_image *img, uint64_t ti)
       goto fail;
     }
   }
-  img->unsynced_writes = true;
   if (sync_file (img) == -1)
     goto fail;
 
@@ -404,7 +402,6 @@ grow_table (struct zq_image *img, uint64_t ti)
     errno = EIO;
     goto fail;
   }
-  img->unsynced_writes = true;
   if (sync_file (img) == -1)
     goto fail;
 

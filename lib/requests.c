@@ -79,6 +79,8 @@ write_request (struct zq_image *img, const void *buf, uint64_t count,
   else
     r = buf ? qcow2_write (img, buf, count, offset)
             : qcow2_zero (img, count, offset, flags);
+  if (r == 0 && buf == NULL && img->zones == NULL)
+    release_if_many_pending (img);
   if (r == 0 && (flags & ZQ_FUA))
     r = fua (img, count, offset);
   if (park != NULL && r != ZQ_PARKED)
@@ -146,6 +148,8 @@ zq_trim (struct zq_image *img, uint64_t count, uint64_t offset,
     return -1;
   r = img->zones ? zone_trim (img, count, offset)
                  : qcow2_trim (img, count, offset);
+  if (r == 0 && img->zones == NULL)
+    release_if_many_pending (img);
   if (r == 0 && (flags & ZQ_FUA))
     r = fua (img, count, offset);
   return r;

@@ -42,7 +42,7 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
   last = (end - 1) >> img->subcluster_bits;
   touched = subcluster_mask (first, last);
 
-  pthread_mutex_lock (&img->meta_lock);
+  map_lock (img, offset);
   if (map_l2_for_update (img, offset, &table, &index) == -1 ||
       subcluster_load_entry (img, table, index, cluster, &old) == -1)
     goto fail_unlock;
@@ -101,14 +101,13 @@ subcluster_write (struct zq_image *img, const struct map_run *run,
   /* The entry only once its data is written.  The range lock keeps
    * other requests off this entry; the table may have moved.
    */
-  pthread_mutex_lock (&img->meta_lock);
+  map_lock (img, offset);
   if (map_l2_for_update (img, offset, &table, &index) == -1)
     goto fail_unlock;
   new_alloc = old_alloc | touched;
   subcluster_store_entry (table, index, host | QCOW2_OFLAG_COPIED,
                new_alloc | ((old.bitmap >> 32) & ~new_alloc) << 32);
   metacache_mark_dirty (img->l2_cache, table);
-  img->unsynced_writes = true;
   if (fresh && (old.compressed || old.has_host))
     queue_free_entry (img, old.compressed, old.entry, old.host);
   pthread_mutex_unlock (&img->meta_lock);

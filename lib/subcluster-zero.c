@@ -24,7 +24,6 @@ set_entry (struct zq_image *img, uint8_t *table, uint64_t index,
 {
   subcluster_store_entry (table, index, entry, bitmap);
   metacache_mark_dirty (img->l2_cache, table);
-  img->unsynced_writes = true;
 }
 
 enum whole_how { WHOLE_TRIM, WHOLE_ZERO, WHOLE_ZERO_MAY_TRIM };
@@ -43,7 +42,7 @@ whole_cluster (struct zq_image *img, uint64_t cluster, enum whole_how how)
   uint8_t *table;
   bool release;
 
-  pthread_mutex_lock (&img->meta_lock);
+  map_lock (img, cluster);
   if (map_l2_existing_for_update (img, cluster, &table, &index) == -1)
     goto fail_unlock;
   if (table == NULL && !backing_behind) {
@@ -106,7 +105,7 @@ zero_subclusters (struct zq_image *img, uint64_t cluster, unsigned first,
   struct ext_entry old;
   uint8_t *table;
 
-  pthread_mutex_lock (&img->meta_lock);
+  map_lock (img, cluster);
   if ((dry_run ? map_l2_existing (img, cluster, &table, &index)
        : map_l2_existing_for_update (img, cluster, &table, &index)) == -1)
     goto fail_unlock;

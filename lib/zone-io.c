@@ -429,8 +429,14 @@ static int
 qcow2_write_or_zero (struct zq_image *img, const void *buf, uint64_t count,
                      uint64_t offset, bool zeroes, unsigned zero_flags)
 {
-  return zeroes ? qcow2_zero (img, count, offset, zero_flags)
-                : qcow2_write (img, buf, count, offset);
+  int r;
+
+  if (!zeroes)
+    return qcow2_write (img, buf, count, offset);
+  r = qcow2_zero (img, count, offset, zero_flags);
+  if (r == 0)
+    release_if_many_pending (img);
+  return r;
 }
 
 /* The data of an accepted write, through the test's fault hook if any. */
@@ -867,8 +873,8 @@ zone_reset (struct zq_image *img, uint32_t zi)
    * after any flush that took the old pointer has written it.
    */
   r = zone_persist_wp (img, zi, z->start);
-  if (r == 0)
-    r = qcow2_trim (img, z->length, z->start);
+  if (r == 0 && (r = qcow2_trim (img, z->length, z->start)) == 0)
+    release_if_many_pending (img);
 
   pthread_mutex_lock (&zs->lock);
   z->resetting = false;
@@ -895,6 +901,7 @@ zone_trim (struct zq_image *img, uint64_t count, uint64_t offset)
     if (z->conventional) {
       if (qcow2_trim (img, seg, offset) == -1)
         return -1;
+      release_if_many_pending (img);
     }
     else if (everything && (z->offline || z->readonly))
       ;                         /* reset all passes over such zones */
