@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "wake-word.h"
 #include "zones-internal.h"
 
 /* How long a write that arrives ahead of the write pointer waits for the
@@ -82,6 +83,36 @@ static int refuse (struct zq_image *img, const struct zone *z, uint32_t zi,
   return -1;
 }
 
+/* Sets a queued request's wake word; the system call that wakes its
+ * thread, if it sleeps, is made by zone_unlock, so that the thread does
+ * not wake only to block on zs->lock.  Past ZONE_WAKE_BATCH sleepers it
+ * is made at once.  zs->lock held.
+ */
+static void
+zone_wake (struct zone_set *zs, wake_word *w)
+{
+  if (!wake_word_set (w))
+    return;
+  if (zs->nr_to_wake < ZONE_WAKE_BATCH)
+    zs->to_wake[zs->nr_to_wake++] = w;
+  else
+    wake_word_wake (w);
+}
+
+/* Releases zs->lock, then wakes the sleepers zone_wake left for it. */
+static void
+zone_unlock (struct zone_set *zs)
+{
+  wake_word *to_wake[ZONE_WAKE_BATCH];
+  uint32_t i, n = zs->nr_to_wake;
+
+  memcpy (to_wake, zs->to_wake, n * sizeof to_wake[0]);
+  zs->nr_to_wake = 0;
+  pthread_mutex_unlock (&zs->lock);
+  for (i = 0; i < n; i++)
+    wake_word_wake (to_wake[i]);
+}
+
 static uint32_t
 zone_index (const struct zq_image *img, uint64_t offset)
 {
@@ -116,7 +147,7 @@ bytes_written (struct zone_set *zs, const struct zone *z, uint64_t offset,
     return seg;
   pthread_mutex_lock (&zs->lock);
   valid = z->wp > offset ? z->wp - offset : 0;
-  pthread_mutex_unlock (&zs->lock);
+  zone_unlock (zs);
   return valid < seg ? valid : seg;
 }
 
@@ -164,7 +195,7 @@ wake_ready (struct zone_set *zs, struct zone *z)
   accept_queued (zs, z);
   for (w = z->waiters; w != NULL; w = w->next)
     if (may_proceed (z, w)) {
-      pthread_cond_signal (&w->wake);
+      zone_wake (zs, &w->wake);
       z->progress_ns = now_ns ();
     }
   for (p = &z->parked; (park = *p) != NULL; ) {
@@ -180,26 +211,36 @@ wake_ready (struct zone_set *zs, struct zone *z)
 }
 
 /* Queues the request w on zone z and sleeps until a state change
- * concerns it or the deadline (none: NULL) passes.  Returns what the wait
- * returned (ETIMEDOUT, or 0).  zs->lock held.
+ * concerns it or the deadline (CLOCK_MONOTONIC ns; 0: none) passes.
+ * Returns true if accept_queued accepted it meanwhile: then zs->lock is
+ * no longer held, as the write's thread goes straight to its data.
+ * Else returns with zs->lock held again and w off the queue.
+ * zs->lock held.
  */
-static int
+static bool
 wait_on_zone (struct zone_set *zs, struct zone *z, struct zone_waiter *w,
-              const struct timespec *deadline)
+              uint64_t deadline_ns)
 {
   struct zone_waiter **p;
-  int r;
 
   w->next = z->waiters;
   z->waiters = w;
-  r = deadline ? pthread_cond_timedwait (&w->wake, &zs->lock, deadline)
-               : pthread_cond_wait (&w->wake, &zs->lock);
-  if (w->accepted)              /* accept_queued took it off the queue */
-    return r;
+  wake_word_arm (&w->wake);
+  zone_unlock (zs);
+  wake_word_sleep (&w->wake, deadline_ns);
+  /* accept_queued sets accepted before the wake word (release), so a
+   * wake for it shows it here; any other wake, or a timeout, looks again
+   * under the lock, where an acceptance that raced the timeout shows.
+   */
+  if (atomic_load_explicit (&w->accepted, memory_order_acquire))
+    return true;
+  pthread_mutex_lock (&zs->lock);
+  if (atomic_load_explicit (&w->accepted, memory_order_relaxed))
+    return false;               /* accept_queued took it off the queue */
   for (p = &z->waiters; *p != w; p = &(*p)->next)
     ;
   *p = w->next;
-  return r;
+  return false;
 }
 
 /* Whether a write at offset may be accepted now: 0 if so, EAGAIN if it
@@ -236,6 +277,11 @@ check_turn (const struct zone *z, uint64_t offset, char *why, size_t why_len)
   return 0;
 }
 
+/* take_turn's answer for a write that accept_queued accepted on its
+ * behalf: zs->lock was released, and the write goes to its data.
+ */
+#define TURN_ACCEPTED_UNLOCKED (-2)
+
 static int
 wait_timed_out (struct zone_set *zs, char *why, size_t why_len)
 {
@@ -251,26 +297,28 @@ wait_timed_out (struct zone_set *zs, char *why, size_t why_len)
  * is placed where the writes accepted before it end, which is always its
  * turn unless a reset or a failed write holds writes back, so it waits
  * without a deadline (and never parks).  Returns 0 when it is its turn,
- * ZQ_PARKED, or the errno to refuse it with and the reason in why.
+ * TURN_ACCEPTED_UNLOCKED when another thread accepted it (accept_queued:
+ * only a write with a count) and released zs->lock, ZQ_PARKED, or the
+ * errno to refuse it with and the reason in why.
  * zs->lock held.
  */
 static int
 take_turn (struct zone_set *zs, struct zone *z, struct zone_waiter *req,
            struct zq_park *park, uint64_t since, char *why, size_t why_len)
 {
-  struct timespec deadline;
   uint64_t end;
   int r;
 
   for (;;) {
-    if (req->accepted)          /* by another thread: see accept_queued */
+    /* By another thread, as this one took the lock: see accept_queued. */
+    if (atomic_load_explicit (&req->accepted, memory_order_relaxed))
       return 0;
     if (req->append)
       req->offset = z->wp_admitted;
     if ((r = check_turn (z, req->offset, why, why_len)) != EAGAIN)
       break;
     if (req->append) {
-      wait_on_zone (zs, z, req, NULL);
+      wait_on_zone (zs, z, req, 0);
       continue;
     }
     end = wait_deadline (zs, z, since);
@@ -282,9 +330,8 @@ take_turn (struct zone_set *zs, struct zone *z, struct zone_waiter *req,
       z->parked = park;
       return ZQ_PARKED;
     }
-    deadline.tv_sec = (time_t) (end / 1000000000);
-    deadline.tv_nsec = (long) (end % 1000000000);
-    wait_on_zone (zs, z, req, &deadline);
+    if (wait_on_zone (zs, z, req, end))
+      return TURN_ACCEPTED_UNLOCKED;
   }
   return r;
 }
@@ -376,8 +423,8 @@ accept_queued (struct zone_set *zs, struct zone *z)
     /* Off the queue first: admit_write links it into in_flight. */
     *p = w->next;
     admit_write (zs, z, w);
-    w->accepted = true;
-    pthread_cond_signal (&w->wake);
+    atomic_store_explicit (&w->accepted, true, memory_order_release);
+    zone_wake (zs, &w->wake);
     p = &z->waiters;            /* the next write may be anywhere */
   }
 }
@@ -410,7 +457,7 @@ retire_writes (struct zone_set *zs, struct zone *z)
     }
     h->retired = true;
     z->progress_ns = now_ns ();
-    pthread_cond_signal (&h->wake);
+    zone_wake (zs, &h->wake);
   }
   if (z->in_flight == NULL) {
     z->in_flight_last = NULL;
@@ -474,8 +521,19 @@ complete_write (struct zq_image *img, uint32_t zi, struct zone_waiter *req,
   if (error)
     z->failing = true;
   retire_writes (zs, z);
-  while (!req->retired)
-    pthread_cond_wait (&req->wake, &zs->lock);
+  if (!req->retired) {
+    /* Only its retirement sets the word of a write in flight, and what
+     * retire_writes wrote of req is visible once it is set: a write that
+     * succeeded returns without taking the lock again.
+     */
+    wake_word_arm (&req->wake);
+    zone_unlock (zs);
+    while (!wake_word_sleep (&req->wake, 0))
+      ;
+    if (req->state == ZONE_REQ_WRITTEN && !req->doomed)
+      return 0;
+    pthread_mutex_lock (&zs->lock);
+  }
   if (req->state == ZONE_REQ_FAILED) {
     errno = req->error;
     r = -1;
@@ -486,7 +544,7 @@ complete_write (struct zq_image *img, uint32_t zi, struct zone_waiter *req,
               "accepted after that one fail too", z->failed_at);
     r = refuse (img, z, zi, op, req->offset, count, EIO, why);
   }
-  pthread_mutex_unlock (&zs->lock);
+  zone_unlock (zs);
   return r;
 }
 
@@ -529,30 +587,31 @@ sequential_write (struct zq_image *img, uint32_t zi, const void *buf,
   char why[256];
   int r;
 
-  pthread_cond_init (&req.wake, &zs->waiter_attr);
-
   pthread_mutex_lock (&zs->lock);
   r = take_turn (zs, z, &req, park, park_since (park), why, sizeof why);
-  offset = req.offset;
-  if (r == 0 && !req.accepted)
-    r = check_room (zs, z, &req, offset + count, zeroes, why, sizeof why);
-  if (r != 0) {
-    if (r != ZQ_PARKED)
-      r = refuse (img, z, zi, op, offset, count, r, why);
-    pthread_mutex_unlock (&zs->lock);
-    pthread_cond_destroy (&req.wake);
-    return r;
+  if (r != TURN_ACCEPTED_UNLOCKED) {
+    bool accepted = atomic_load_explicit (&req.accepted,
+                                          memory_order_relaxed);
+
+    offset = req.offset;
+    if (r == 0 && !accepted)
+      r = check_room (zs, z, &req, offset + count, zeroes, why, sizeof why);
+    if (r != 0) {
+      if (r != ZQ_PARKED)
+        r = refuse (img, z, zi, op, offset, count, r, why);
+      zone_unlock (zs);
+      return r;
+    }
+    if (!accepted)
+      accept_write (zs, z, &req);
+    zone_unlock (zs);
   }
-  if (!req.accepted)
-    accept_write (zs, z, &req);
-  pthread_mutex_unlock (&zs->lock);
   if (appended_at)
     *appended_at = offset;
 
   r = write_zone_data (img, buf, count, offset, zeroes, zero_flags);
   r = complete_write (img, zi, &req, r == 0 ? 0 : errno ? errno : EIO, op,
                       count);
-  pthread_cond_destroy (&req.wake);
   return r;
 }
 
@@ -653,6 +712,9 @@ take_pieces_turn (struct zone_set *zs, struct piece *pieces, uint32_t n,
     if (wait_on == n)
       break;
     *bad = wait_on;
+    /* A piece has no count, so no other thread accepts it: take_turn
+     * never answers TURN_ACCEPTED_UNLOCKED here.
+     */
     r = take_turn (zs, &zs->zones[pieces[wait_on].zi], &pieces[wait_on].req,
                    park, since, why, why_len);
     if (r != 0)
@@ -725,8 +787,6 @@ split_write (struct zq_image *img, const void *buf, uint64_t count,
   }
   for (i = 0; i < n; i++)
     pieces[i].req.offset = pieces[i].offset;
-  for (i = 0; i < n; i++)
-    pthread_cond_init (&pieces[i].req.wake, &zs->waiter_attr);
 
   pthread_mutex_lock (&zs->lock);
   r = take_pieces_turn (zs, pieces, n, zeroes, park, &bad, why, sizeof why);
@@ -740,13 +800,13 @@ split_write (struct zq_image *img, const void *buf, uint64_t count,
     if (r != ZQ_PARKED)
       r = refuse (img, &zs->zones[pieces[bad].zi], pieces[bad].zi, op,
                   offset, count, r, piece_why);
-    pthread_mutex_unlock (&zs->lock);
+    zone_unlock (zs);
     goto out_conds;
   }
   for (i = 0; i < n; i++)
     if (pieces[i].sequential)
       accept_write (zs, &zs->zones[pieces[i].zi], &pieces[i].req);
-  pthread_mutex_unlock (&zs->lock);
+  zone_unlock (zs);
 
   if (write_zone_data (img, buf, count, offset, zeroes, zero_flags) == -1)
     err = errno ? errno : EIO;
@@ -761,8 +821,6 @@ split_write (struct zq_image *img, const void *buf, uint64_t count,
     errno = err;
 
  out_conds:
-  for (i = 0; i < n; i++)
-    pthread_cond_destroy (&pieces[i].req.wake);
  out:
   if (pieces != stack) {
     err = errno;
@@ -858,16 +916,15 @@ zone_reset (struct zq_image *img, uint32_t zi)
     return refuse (img, z, zi, "reset", z->start, z->length, EPERM,
                    "the zone is read-only");
 
-  pthread_cond_init (&waiter.wake, &zs->waiter_attr);
   pthread_mutex_lock (&zs->lock);
   z->resets_waiting++;
   while (z->in_flight != NULL || z->resetting)
-    wait_on_zone (zs, z, &waiter, NULL);
+    wait_on_zone (zs, z, &waiter, 0);
   z->resets_waiting--;
   z->resetting = true;
   z->wp = z->wp_admitted = z->start;
   zone_set_cond (zs, z, ZQ_ZONE_COND_EMPTY);
-  pthread_mutex_unlock (&zs->lock);
+  zone_unlock (zs);
 
   /* Whether the pointer on disk is already the start is decided there,
    * after any flush that took the old pointer has written it.
@@ -880,8 +937,7 @@ zone_reset (struct zq_image *img, uint32_t zi)
   z->resetting = false;
   z->progress_ns = now_ns ();
   wake_ready (zs, z);
-  pthread_mutex_unlock (&zs->lock);
-  pthread_cond_destroy (&waiter.wake);
+  zone_unlock (zs);
   return r;
 }
 
@@ -1026,7 +1082,7 @@ zq_zone_open (struct zq_image *img, uint32_t zi)
       (r = zone_open_locked (zs, z, ZQ_ZONE_COND_EXP_OPEN, why,
                              sizeof why)) != 0)
     refuse (img, z, zi, "open", z->start, z->length, r, why);
-  pthread_mutex_unlock (&zs->lock);
+  zone_unlock (zs);
   return r ? -1 : 0;
 }
 
@@ -1043,7 +1099,7 @@ zq_zone_close (struct zq_image *img, uint32_t zi)
   if (z->cond == ZQ_ZONE_COND_IMP_OPEN || z->cond == ZQ_ZONE_COND_EXP_OPEN)
     zone_set_cond (zs, z, z->wp_admitted == z->start ? ZQ_ZONE_COND_EMPTY
                                                      : ZQ_ZONE_COND_CLOSED);
-  pthread_mutex_unlock (&zs->lock);
+  zone_unlock (zs);
   return 0;
 }
 
@@ -1128,7 +1184,7 @@ zq_parked_expire (struct zq_image *img)
         p = &park->next;
     }
   }
-  pthread_mutex_unlock (&zs->lock);
+  zone_unlock (zs);
 }
 
 uint64_t
@@ -1141,6 +1197,6 @@ zq_zone_wait_timeouts (struct zq_image *img)
     return 0;
   pthread_mutex_lock (&zs->lock);
   n = zs->wait_timeouts;
-  pthread_mutex_unlock (&zs->lock);
+  zone_unlock (zs);
   return n;
 }

@@ -2,9 +2,10 @@
 #ifndef ZQ_ZONES_INTERNAL_H
 #define ZQ_ZONES_INTERNAL_H
 
-#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "wake-word.h"
 #include "zones.h"
 
 /* A request on a sequential zone, on its thread's stack: linked into
@@ -32,14 +33,17 @@ struct zone_waiter {
    */
   uint64_t count;
   bool zeroes;
-  bool accepted;                /* accepted by another thread */
+  /* Accepted by another thread; set before the wake word, so the woken
+   * thread sees it without the lock.
+   */
+  _Atomic bool accepted;
   enum zone_req_state state;
   int error;
   /* Retired: the pointer has passed it, or it failed, or (doomed) a
    * write before it failed.  Its thread may return only then.
    */
   bool retired, doomed;
-  pthread_cond_t wake;
+  wake_word wake;               /* set when a change concerns it */
 };
 
 /* The condition reported to clients: injected faults win. */

@@ -323,9 +323,6 @@ zones_open (struct zq_image *img, uint64_t file_size,
   zs->wp_table = malloc ((size_t) zs->nr_zones * 8);
   if (zs->zones == NULL || zs->wp_table == NULL)
     return -1;
-  pthread_condattr_init (&zs->waiter_attr);
-  pthread_condattr_setclock (&zs->waiter_attr, CLOCK_MONOTONIC);
-  zs->waiter_attr_ready = true;
   for (i = 0; i < zs->nr_zones; i++) {
     struct zone *z = &zs->zones[i];
     zone_bounds (&zs->geometry, img->virtual_size, i,
@@ -349,8 +346,6 @@ zones_free (struct zone_set *zs)
   if (zs == NULL)
     return;
   pthread_mutex_destroy (&zs->lock);
-  if (zs->waiter_attr_ready)
-    pthread_condattr_destroy (&zs->waiter_attr);
   pthread_mutex_destroy (&zs->wp_write_lock);
   free (zs->zones);
   free (zs->wp_table);

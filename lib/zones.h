@@ -15,10 +15,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "wake-word.h"
 #include "zqcow2.h"
 
 struct zq_image;
 struct zone_waiter;
+
+/* How many sleepers one holder of a zone lock wakes after releasing it;
+ * past that, at once.  A depth-16 stream wakes a handful at a time.
+ */
+#define ZONE_WAKE_BATCH 32
 
 struct zone {
   uint64_t start, length, capacity;
@@ -47,8 +53,8 @@ struct zone {
   bool failing, dooming;
   uint64_t failed_at;           /* the failed write's offset, for messages */
   uint64_t last_used;           /* for closing the least recently used */
-  /* The requests queued on this zone, each waiting on a condition
-   * variable of its own, so that a state change wakes only the requests
+  /* The requests queued on this zone, each sleeping on a wake word of
+   * its own (wake-word.h), so that a state change wakes only the requests
    * it lets proceed instead of every request queued here.
    */
   struct zone_waiter *waiters;
@@ -68,8 +74,11 @@ struct zone_set {
   uint8_t *wp_table;            /* encoded entries, for writing them */
 
   pthread_mutex_t lock;
-  pthread_condattr_t waiter_attr;  /* waits are bounded in monotonic time */
-  bool waiter_attr_ready;
+  /* The queued requests whose wake words were set under lock, to be
+   * woken once it is released (zone-io.c, zone_unlock).  lock guards it.
+   */
+  wake_word *to_wake[ZONE_WAKE_BATCH];
+  uint32_t nr_to_wake;
   pthread_mutex_t wp_write_lock;
   uint32_t nr_open;             /* implicitly + explicitly open */
   uint32_t nr_active;           /* open + closed */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -597,6 +598,49 @@ test_queued_past_capacity (uint32_t zi, uint64_t capacity)
   CHECK (zone_wp (zi) == late_at + BLOCK);
 }
 
+/* A write ahead of the pointer whose wait runs out just as the write it
+ * waits for arrives: each time, either the write before it accepts it on
+ * its behalf and it succeeds, or it times out and fails with EIO, and
+ * the pointer says which; never accepted and refused both, which would
+ * leave a write in flight forever and hang the zone.
+ */
+static void
+test_timeout_races_acceptance (uint32_t zi, unsigned rounds)
+{
+  uint64_t wp = zone_wp (zi);
+  uint8_t buf[BLOCK];
+  unsigned i, accepted = 0;
+
+  img->zones->ahead_wait_ns = 2 * 1000 * 1000;
+  srand (zi);
+  for (i = 0; i < rounds; i++) {
+    struct writer ahead;
+
+    start_block_writer (&ahead, wp, 1);
+    usleep ((useconds_t) (rand () % 4000));
+    memset (buf, block_byte (wp), BLOCK);
+    CHECK (zq_pwrite (img, buf, BLOCK, wp, 0) == 0);
+    pthread_join (ahead.thread, NULL);
+    CHECK (ahead.failures == 0 ||
+           (ahead.failures == 1 && ahead.last_errno == EIO));
+    if (ahead.failures == 0) {
+      CHECK (zone_wp (zi) == wp + 2 * BLOCK);
+      check_blocks (wp, 2);
+      accepted++;
+    }
+    else
+      CHECK (zone_wp (zi) == wp + BLOCK);
+    wp = zone_wp (zi);
+  }
+  img->zones->ahead_wait_ns = 0;
+  printf ("timeout races: %u of %u ahead writes accepted\n", accepted,
+          rounds);
+  /* Both ends of the race were run: the arrival times spread over twice
+   * the wait.
+   */
+  CHECK (accepted > 0 && accepted < rounds);
+}
+
 /* A new zoned image of 4 zones, the first conventional, opened as img. */
 static bool
 open_new_image (char *path, uint32_t max_open, uint64_t capacity)
@@ -628,6 +672,7 @@ main (void)
   char limited_path[] = "/tmp/unit-zone-queue-XXXXXX";
   char short_path[] = "/tmp/unit-zone-queue-XXXXXX";
 
+  alarm (120);                  /* a zone that hangs fails the test */
   if (open_new_image (path, 0, 0)) {
     test_interleaved_writers (1);
     test_out_of_place (1);
@@ -653,6 +698,7 @@ main (void)
   if (open_new_image (short_path, 0, ZONE_SIZE / 2)) {
     test_queued_accepted_together (1);
     test_queued_past_capacity (2, ZONE_SIZE / 2);
+    test_timeout_races_acceptance (3, 200);
     CHECK (zq_close (img) == 0);
   }
   unlink (short_path);
