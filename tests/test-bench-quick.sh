@@ -28,6 +28,7 @@ zoned-4jobs qemu-nbd
 zoned-4jobs nbdkit-file'
 got="$(jq -r '.results[] | select(.mib_s > 0 and .iops > 0 and
                                    .cpu_us_per_request > 0 and
+                                   .rss_peak_mib > 0 and
                                    .base_ratio > 0) |
               "\(.workload) \(.server)"' bench.json)" ||
     fail "bench.json is not the JSON expected: $(head -c 500 bench.json)"
