@@ -16,7 +16,8 @@
  *                         held across guest data I/O;
  *   zones->lock           zone states, write pointers and the requests
  *                         queued and in flight per zone; never held
- *                         across I/O;
+ *                         across I/O, nor across the wakes of the
+ *                         requests it lets proceed (zone_unlock);
  *   refusal_lock          (refusal-log.c) every image's count of logged
  *                         refusals.
  *
