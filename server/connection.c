@@ -155,8 +155,8 @@ request_put (struct connection *conn, struct request *req)
   pthread_mutex_lock (&conn->lock);
   req->next = conn->free_requests;
   conn->free_requests = req;
-  pthread_cond_signal (&conn->slot_free);
   pthread_mutex_unlock (&conn->lock);
+  pthread_cond_signal (&conn->slot_free);
 }
 
 /* Makes the slot's buffer at least size bytes.  Only grows, so a client
@@ -192,8 +192,9 @@ request_queue (struct connection *conn, struct request *req)
   else
     conn->queue_head = req;
   conn->queue_tail = req;
-  pthread_cond_signal (&conn->work);
   pthread_mutex_unlock (&conn->lock);
+  /* After the unlock, so that the worker woken does not block on it. */
+  pthread_cond_signal (&conn->work);
 }
 
 /* The engine says a parked write may be retried: it goes to the head of
@@ -213,7 +214,11 @@ request_wake (struct zq_park *park)
   if (conn->queue_tail == NULL)
     conn->queue_tail = req;
   conn->nr_parked--;
-  /* When closed, every worker is waiting for the parked to drain. */
+  /* When closed, every worker is waiting for the parked to drain.  The
+   * signal goes under the lock: this thread is not one of the
+   * connection's, and once the lock is released the last worker may
+   * leave and the connection be freed.
+   */
   if (conn->queue_closed)
     pthread_cond_broadcast (&conn->work);
   else
