@@ -801,7 +801,7 @@ split_write (struct zq_image *img, const void *buf, uint64_t count,
       r = refuse (img, &zs->zones[pieces[bad].zi], pieces[bad].zi, op,
                   offset, count, r, piece_why);
     zone_unlock (zs);
-    goto out_conds;
+    goto out;
   }
   for (i = 0; i < n; i++)
     if (pieces[i].sequential)
@@ -820,7 +820,6 @@ split_write (struct zq_image *img, const void *buf, uint64_t count,
   if (r == -1)
     errno = err;
 
- out_conds:
  out:
   if (pieces != stack) {
     err = errno;
