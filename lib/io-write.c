@@ -223,6 +223,32 @@ allocating_write (struct zq_image *img, const struct map_run *run,
   return -1;
 }
 
+/* Whether the clusters of run take a write where they are: allocated to
+ * this image alone, so that writing them changes no metadata.
+ */
+static bool
+writes_in_place (const struct map_run *run)
+{
+  return run->type == CLUSTER_NORMAL && run->copied;
+}
+
+static int
+write_run_in_place (struct zq_image *img, const struct map_run *run,
+                    const uint8_t *buf, uint64_t offset)
+{
+  int saved_errno;
+
+  if (image_pwrite (img, img->data_fd, META_NONE, buf, run->bytes,
+                    run->host_offset) == 0)
+    return 0;
+  saved_errno = errno;
+  if (!write_refused (img))
+    zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset 0x%"
+              PRIx64 ": %m", img->filename, offset, run->host_offset);
+  errno = saved_errno == ENOSPC ? ENOSPC : EIO;
+  return -1;
+}
+
 int
 write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
               uint64_t offset)
@@ -234,17 +260,9 @@ write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
     if (map_lookup_run (img, offset, count, &run) == -1)
       return -1;
 
-    if (run.type == CLUSTER_NORMAL && run.copied) {
-      if (image_pwrite (img, img->data_fd, META_NONE, buf, run.bytes,
-                        run.host_offset) == -1) {
-        int saved_errno = errno;
-        if (!write_refused (img))
-          zq_error ("%s: writing guest offset 0x%" PRIx64 " to host offset "
-                    "0x%" PRIx64 ": %m", img->filename, offset,
-                    run.host_offset);
-        errno = saved_errno == ENOSPC ? ENOSPC : EIO;
+    if (writes_in_place (&run)) {
+      if (write_run_in_place (img, &run, buf, offset) == -1)
         return -1;
-      }
       written = run.bytes;
     }
     else if ((written = img->extended_l2 ?
@@ -259,12 +277,56 @@ write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
   return 0;
 }
 
+/* Writes the runs from offset that take their data in place, up to the
+ * first that does not.  Returns the number of bytes written, or -1.
+ * The range is held shared: see qcow2_write.
+ */
+static int64_t
+write_shared (struct zq_image *img, const uint8_t *buf, uint64_t count,
+              uint64_t offset)
+{
+  uint64_t done = 0;
+
+  while (done < count) {
+    struct map_run run;
+
+    if (map_lookup_run (img, offset + done, count - done, &run) == -1)
+      return -1;
+    if (!writes_in_place (&run))
+      break;
+    if (write_run_in_place (img, &run, buf + done, offset + done) == -1)
+      return -1;
+    done += run.bytes;
+  }
+  return done;
+}
+
+/* A write into clusters already allocated to this image alone changes no
+ * mapping, so it needs only that the mapping hold still: it shares its
+ * clusters with reads and with other such writes, and a stream of small
+ * writes into one cluster (a zone's log, a sequential 4k stream) runs
+ * side by side instead of in single file.  The clusters a write must
+ * allocate or copy are then taken alone, from the first of them.
+ */
 int
 qcow2_write (struct zq_image *img, const void *buf, uint64_t count,
              uint64_t offset)
 {
   struct range_lock_node range;
+  int64_t done;
   int r;
+
+  range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
+                      cluster_ceil (img, offset + count), false);
+  done = write_shared (img, buf, count, offset);
+  range_lock_release (&img->ranges, &range);
+  if (done == -1)
+    return -1;
+  if ((uint64_t) done == count)
+    return 0;
+  buf = (const uint8_t *) buf + done;
+  offset += done;
+  count -= done;
 
   range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
                       cluster_ceil (img, offset + count), true);
