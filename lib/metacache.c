@@ -52,6 +52,12 @@ struct metacache {
   bool evicted_dirty;           /* an eviction had to write a table: from
                                    then on, metacache_make_room keeps the
                                    least recently used slots clean */
+  /* A round of metacache_make_room is syncing without meta_lock: a miss
+   * meanwhile waits for the slots it cleans (room_made, with meta_lock)
+   * instead of syncing for the same slots again.
+   */
+  bool making_room;
+  pthread_cond_t room_made;
   struct metacache_stats stats;
 };
 
@@ -154,6 +160,7 @@ metacache_new (struct zq_image *img, const char *what,
   c = calloc (1, sizeof *c);
   if (c == NULL)
     return NULL;
+  pthread_cond_init (&c->room_made, NULL);
   c->img = img;
   c->what = what;
   c->nr_slots = nr_slots;
@@ -184,6 +191,7 @@ metacache_free (struct metacache *c)
 {
   if (c == NULL)
     return;
+  pthread_cond_destroy (&c->room_made);
   free (c->tables);
   free (c->slots);
   free (c->buckets);
@@ -363,11 +371,28 @@ metacache_writeback (struct metacache *c)
  */
 #define ROOM_SLOTS 3
 
-/* A dirty table among the ROOM_SLOTS least recently used, as it was
- * before the sync that covers what it points at.
+/* How many of the least recently used tables one round of
+ * metacache_make_room cleans after its sync: a quarter of the cache, so
+ * that random writes over an image larger than the cache covers pay one
+ * sync for that many misses instead of one for every few, and at least
+ * ROOM_SLOTS.  Bounded, as their list is on the stack.
+ */
+#define ROOM_BATCH_MAX 64
+
+static uint32_t
+room_batch (const struct metacache *c)
+{
+  uint32_t n = c->nr_slots / 4;
+
+  return n < ROOM_SLOTS ? ROOM_SLOTS : n > ROOM_BATCH_MAX ? ROOM_BATCH_MAX : n;
+}
+
+/* A dirty table among the least recently used, as it was before the
+ * sync that covers what it points at.
  */
 struct room_due {
   int32_t slot;
+  uint32_t slot_rank;           /* 0: the least recently used */
   uint64_t offset, generation;
 };
 
@@ -377,25 +402,27 @@ struct room_due {
  */
 #define ROOM_ROUNDS 3
 
-/* One round: the dirty ones among the ROOM_SLOTS least recently used
- * tables are written after a sync without meta_lock, if unchanged
- * meanwhile.  1 when all of them are clean now, 0 when some changed, -1
- * on failure.
+/* One round, when one of the ROOM_SLOTS least recently used tables is
+ * dirty: the dirty ones among the room_batch least recently used are
+ * written after a sync without meta_lock, if unchanged meanwhile.  1
+ * when the next victims are clean now, 0 when some changed, -1 on
+ * failure.
  */
 static int
 make_room_round (struct metacache *c)
 {
-  struct room_due due[ROOM_SLOTS];
-  uint32_t nr_due = 0, k;
+  struct room_due due[ROOM_BATCH_MAX];
+  uint32_t nr_due = 0, k, batch = room_batch (c);
   int32_t i;
   int done = 1;
 
-  for (i = c->lru_tail, k = 0; i != NO_SLOT && k < ROOM_SLOTS;
+  for (i = c->lru_tail, k = 0; i != NO_SLOT && k < batch;
        i = c->slots[i].lru_prev, k++)
     if (c->slots[i].dirty)
-      due[nr_due++] = (struct room_due) { i, c->slots[i].offset,
+      due[nr_due++] = (struct room_due) { i, k, c->slots[i].offset,
                                           c->slots[i].generation };
-  if (nr_due == 0)
+  /* Nothing to do while the next victims are clean. */
+  if (nr_due == 0 || due[0].slot_rank >= ROOM_SLOTS)
     return 1;
   /* As prepare_write, but the sync runs without meta_lock (the caller
    * holds nothing derived from the metadata yet): everything the tables
@@ -425,14 +452,23 @@ metacache_make_room (struct metacache *c, uint64_t offset)
 {
   int round;
 
-  /* A hit evicts nothing: no sync for it, under the lock or not. */
-  if (!c->evicted_dirty || c->depends_on == NULL ||
-      (offset != 0 && hash_find (c, offset) != NO_SLOT))
-    return;
+  for (;;) {
+    /* A hit evicts nothing: no sync for it, under the lock or not. */
+    if (!c->evicted_dirty || c->depends_on == NULL ||
+        (offset != 0 && hash_find (c, offset) != NO_SLOT))
+      return;
+    if (!c->making_room)
+      break;
+    /* Another section's round is cleaning the slots this one needs. */
+    pthread_cond_wait (&c->room_made, &c->img->meta_lock);
+  }
   /* Failures are left to the eviction, which reports them. */
+  c->making_room = true;
   for (round = 0; round < ROOM_ROUNDS; round++)
     if (make_room_round (c) != 0)
-      return;
+      break;
+  c->making_room = false;
+  pthread_cond_broadcast (&c->room_made);
 }
 
 bool

@@ -81,9 +81,12 @@ void metacache_drop_snapshot (struct metacache *c);
  * need not sync with meta_lock held.  Once an eviction has had to write
  * a table, the dirty ones among the least recently used are written
  * here after a sync that runs without meta_lock (which may therefore be
- * dropped and retaken); those changed meanwhile stay dirty.  Does
- * nothing for a cache without dependency.  Failures are left to the
- * eviction, which syncs under the lock and reports them.
+ * dropped and retaken), up to a quarter of the cache at once, and only
+ * when the next victims are dirty; those changed meanwhile stay dirty.
+ * A caller that comes while another's sync runs waits for it (dropping
+ * meta_lock too) rather than sync for the same tables.  Does nothing
+ * for a cache without dependency.  Failures are left to the eviction,
+ * which syncs under the lock and reports them.
  */
 void metacache_make_room (struct metacache *c, uint64_t offset);
 

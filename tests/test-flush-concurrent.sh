@@ -40,13 +40,14 @@ for seed in 1 2 3; do
 done
 
 # An L2 cache of the whole image leaves refcount blocks dirty longest
-# (no eviction writes them), a tiny one evicts all the time.  With 64k
-# clusters and subclusters, 4k requests share clusters (copy-on-write,
-# partial zeroes).
-while read -r opts cache seed; do
-    echo "== power cuts, $opts, L2 cache $cache, seed $seed"
+# (no eviction writes them), a tiny one evicts all the time, and one of
+# 16 tables for 64 makes room 4 tables at a time.  With 64k clusters and
+# subclusters, 4k requests share clusters (copy-on-write, partial
+# zeroes).
+while read -r opts size cache seed; do
+    echo "== power cuts, $opts, $size, L2 cache $cache, seed $seed"
     rm -f img.qcow2 img.qcow2.*
-    qemu-img create -q -f qcow2 -o "$opts" img.qcow2 32M
+    qemu-img create -q -f qcow2 -o "$opts" img.qcow2 "$size"
     zq-flushstress --seed "$seed" --ops 3000 --threads 4 \
         --cache "$cache" --power-cuts 30 img.qcow2 ||
         fail "$opts, seed $seed: the workload or a cut failed"
@@ -54,10 +55,11 @@ while read -r opts cache seed; do
         check_image "$cut" yes
     done
 done <<'CASES'
-cluster_size=4k 1048576 1
-cluster_size=4k 8192 2
-cluster_size=4k 1048576 3
-cluster_size=64k,extended_l2=on 65536 4
+cluster_size=4k 32M 1048576 1
+cluster_size=4k 32M 8192 2
+cluster_size=4k 32M 1048576 3
+cluster_size=64k,extended_l2=on 32M 65536 4
+cluster_size=4k 128M 65536 6
 CASES
 rm -f img.qcow2.*
 

@@ -12,7 +12,12 @@
  *     that sync, which does not cover its new entries: it stays dirty
  *     until a sync that started after the change;
  *   - a section whose table is cached will not evict: no room is made;
- *   - a sync that fails leaves the tables dirty and the writes marked.
+ *   - a sync that fails leaves the tables dirty and the writes marked;
+ *   - in a larger cache one sync cleans a quarter of it, and no room is
+ *     made while the next victims are clean, so random writes over an
+ *     image larger than the cache pay one sync for many misses;
+ *   - a miss while another section's round syncs waits for that round
+ *     instead of syncing again.
  *
  * Hits, misses and plain write-back on eviction: unit-l2-cache.c.
  */
@@ -31,6 +36,9 @@
 
 #define TABLE 512
 #define NR_TABLES 10            /* tables 0..9 in the file, then data */
+#define BIG_FIRST 64            /* table indexes of the larger cache */
+#define BIG_SLOTS 16            /* a round cleans 4 of them */
+#define BIG_TABLES 24
 #define DATA_OFFSET (16 * TABLE)
 #define REFBLOCK (8 * TABLE)
 /* Ample for a held sync to be reached on a loaded machine; the wait
@@ -39,7 +47,7 @@
 #define WAIT_SECONDS 10
 
 static struct zq_image img;
-static struct metacache *l2, *refblocks;
+static struct metacache *l2, *refblocks, *big;
 static int shadow_fd = -1;
 static unsigned sync_errors_logged;
 
@@ -327,6 +335,122 @@ test_hit_and_failed_sync (void)
   pthread_mutex_unlock (&img.meta_lock);
 }
 
+/* The larger cache's table i; each holds i in every byte at first. */
+static uint64_t
+big_table (unsigned i)
+{
+  return (uint64_t) (BIG_FIRST + i) * TABLE;
+}
+
+static void
+big_change (unsigned i)
+{
+  uint8_t *t;
+
+  CHECK (metacache_get (big, big_table (i), &t) == 0);
+  t[0] = 0x80 | i;
+  metacache_mark_dirty (big, t);
+}
+
+static void
+big_miss (unsigned i)
+{
+  uint8_t *t;
+
+  CHECK (metacache_get (big, big_table (i), &t) == 0 && t[0] == i);
+}
+
+static bool
+big_written (unsigned i)
+{
+  return in_file (big_table (i)) == (0x80 | i);
+}
+
+static void
+test_batch (void)
+{
+  uint64_t syncs;
+  unsigned i;
+
+  pthread_mutex_lock (&img.meta_lock);
+  /* All 16 slots dirty; the miss on 16 evicts table 0, syncing under
+   * the lock (the first dirty eviction).  The least recently used are
+   * now 1, 2, 3, ...
+   */
+  for (i = 0; i < BIG_SLOTS; i++)
+    big_change (i);
+  pthread_mutex_unlock (&img.meta_lock);
+  write_data (0xd5);
+  pthread_mutex_lock (&img.meta_lock);
+  big_miss (16);
+  CHECK (big_written (0));
+
+  /* One sync, then tables 1-4 written, 5 and later left dirty. */
+  syncs = img.sync_epoch;
+  metacache_make_room (big, big_table (17));
+  CHECK (img.sync_epoch == syncs + 1);
+  for (i = 1; i <= 4; i++)
+    CHECK (big_written (i));
+  CHECK (!big_written (5));
+
+  /* The miss on 17 evicts 1; 2, 3 and 4 are next, clean: no room to
+   * make, though 5 is dirty and data was written meanwhile.
+   */
+  big_miss (17);
+  write_data (0xd6);
+  syncs = img.sync_epoch;
+  metacache_make_room (big, big_table (18));
+  CHECK (img.sync_epoch == syncs);
+  big_miss (18);
+  /* 3, 4 and 5 are next, 5 dirty: a round, which writes 5 and 6. */
+  metacache_make_room (big, big_table (19));
+  CHECK (img.sync_epoch == syncs + 1);
+  CHECK (big_written (5) && big_written (6) && !big_written (7));
+  pthread_mutex_unlock (&img.meta_lock);
+}
+
+static void
+make_room_on_22 (struct section *s)
+{
+  metacache_make_room (big, big_table (22));
+}
+
+static void
+test_shared_round (void)
+{
+  struct section a, b;
+  uint64_t syncs;
+
+  /* The misses evict 3, 4 and 5; next are 6 (clean), then 7, 8, 9 and
+   * the rest, dirty since test_batch.
+   */
+  pthread_mutex_lock (&img.meta_lock);
+  big_miss (19);
+  big_miss (20);
+  big_miss (21);
+  syncs = img.sync_epoch;
+  pthread_mutex_unlock (&img.meta_lock);
+  write_data (0xd7);
+
+  /* Section a's round holds its sync at the gate; section b, a miss of
+   * its own meanwhile, must wait for a's round, not sync the same
+   * tables again.  b is given time to reach its wait: were it late, it
+   * would find the victims clean and sync nothing either way.
+   */
+  powercut_hold_sync (0, UINT64_MAX);
+  start_section (&a, make_room_on_22);
+  CHECK (powercut_sync_held (WAIT_SECONDS));
+  start_section (&b, make_room_on_22);
+  usleep (200 * 1000);
+  powercut_release_sync ();
+  CHECK (pthread_join (a.thread, NULL) == 0);
+  CHECK (pthread_join (b.thread, NULL) == 0);
+  CHECK (img.sync_epoch == syncs + 1);
+  CHECK (big_written (7) && big_written (8) && big_written (9));
+  CHECK (!big_written (10));
+  CHECK (durable (DATA_OFFSET) == 0xd7);
+}
+
 int
 main (void)
 {
@@ -347,21 +471,29 @@ main (void)
     memset (fill, i, sizeof fill);
     CHECK (pwrite (img.fd, fill, TABLE, i * TABLE) == TABLE);
   }
+  for (i = 0; i < BIG_TABLES; i++) {
+    memset (fill, i, sizeof fill);
+    CHECK (pwrite (img.fd, fill, TABLE, big_table (i)) == TABLE);
+  }
   memset (fill, 0, sizeof fill);
   CHECK (pwrite (img.fd, fill, TABLE, DATA_OFFSET) == TABLE);
 
   l2 = metacache_new (&img, "L2 table", 3, TABLE);
   refblocks = metacache_new (&img, "refcount block", 2, TABLE);
-  CHECK (l2 != NULL && refblocks != NULL);
+  big = metacache_new (&img, "L2 table", BIG_SLOTS, TABLE);
+  CHECK (l2 != NULL && refblocks != NULL && big != NULL);
   metacache_set_dependency (l2, refblocks);
+  metacache_set_dependency (big, refblocks);
   CHECK (powercut_start (path, shadow) == 0);
   shadow_fd = open (shadow, O_RDONLY);
   CHECK (shadow_fd >= 0);
 
-  if (l2 != NULL && refblocks != NULL && shadow_fd >= 0) {
+  if (l2 != NULL && refblocks != NULL && big != NULL && shadow_fd >= 0) {
     test_first_dirty_eviction ();
     test_make_room ();
     test_hit_and_failed_sync ();
+    test_batch ();
+    test_shared_round ();
   }
 
   powercut_stop ();
@@ -369,6 +501,7 @@ main (void)
     close (shadow_fd);
   metacache_free (l2);
   metacache_free (refblocks);
+  metacache_free (big);
   close (img.fd);
   unlink (path);
   unlink (shadow);
