@@ -1,6 +1,9 @@
 /* Locks on ranges of guest bytes, so that requests touching different
  * clusters run in parallel and requests touching the same ones take turns.
- * Readers share a range; writers have it alone.
+ * Shared holders only need the mapping of their clusters to hold still:
+ * reads, and writes into clusters allocated to the image alone
+ * (qcow2_write).  Whatever changes the mapping (allocation, copy on
+ * write, zeroes, trims) holds its clusters alone.
  *
  * Each waiter keeps its node on its own stack: no allocation per request.
  */
