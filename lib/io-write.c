@@ -249,56 +249,45 @@ write_run_in_place (struct zq_image *img, const struct map_run *run,
   return -1;
 }
 
-int
-write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
-              uint64_t offset)
-{
-  while (count > 0) {
-    struct map_run run;
-    int64_t written;
-
-    if (map_lookup_run (img, offset, count, &run) == -1)
-      return -1;
-
-    if (writes_in_place (&run)) {
-      if (write_run_in_place (img, &run, buf, offset) == -1)
-        return -1;
-      written = run.bytes;
-    }
-    else if ((written = img->extended_l2 ?
-              subcluster_write (img, &run, buf, offset) :
-              allocating_write (img, &run, buf, offset)) == -1)
-      return -1;
-
-    buf += written;
-    offset += written;
-    count -= written;
-  }
-  return 0;
-}
-
-/* Writes the runs from offset that take their data in place, up to the
- * first that does not.  Returns the number of bytes written, or -1.
- * The range is held shared: see qcow2_write.
+/* Writes the runs from offset, in place where they take it; with
+ * allocate, the others too (allocating or copying on write), else up to
+ * the first of them.  Returns the number of bytes written, or -1.
  */
 static int64_t
-write_shared (struct zq_image *img, const uint8_t *buf, uint64_t count,
-              uint64_t offset)
+write_runs (struct zq_image *img, const uint8_t *buf, uint64_t count,
+            uint64_t offset, bool allocate)
 {
   uint64_t done = 0;
 
   while (done < count) {
     struct map_run run;
+    int64_t written;
 
     if (map_lookup_run (img, offset + done, count - done, &run) == -1)
       return -1;
-    if (!writes_in_place (&run))
+
+    if (writes_in_place (&run)) {
+      if (write_run_in_place (img, &run, buf + done, offset + done) == -1)
+        return -1;
+      written = run.bytes;
+    }
+    else if (!allocate)
       break;
-    if (write_run_in_place (img, &run, buf + done, offset + done) == -1)
+    else if ((written = img->extended_l2 ?
+              subcluster_write (img, &run, buf + done, offset + done) :
+              allocating_write (img, &run, buf + done, offset + done)) == -1)
       return -1;
-    done += run.bytes;
+
+    done += written;
   }
   return done;
+}
+
+int
+write_locked (struct zq_image *img, const uint8_t *buf, uint64_t count,
+              uint64_t offset)
+{
+  return write_runs (img, buf, count, offset, true) == -1 ? -1 : 0;
 }
 
 /* A write into clusters already allocated to this image alone changes no
@@ -316,9 +305,10 @@ qcow2_write (struct zq_image *img, const void *buf, uint64_t count,
   int64_t done;
   int r;
 
+  /* Shared: the runs written in place change no mapping. */
   range_lock_acquire (&img->ranges, &range, cluster_floor (img, offset),
                       cluster_ceil (img, offset + count), false);
-  done = write_shared (img, buf, count, offset);
+  done = write_runs (img, buf, count, offset, false);
   range_lock_release (&img->ranges, &range);
   if (done == -1)
     return -1;
