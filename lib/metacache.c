@@ -392,7 +392,6 @@ room_batch (const struct metacache *c)
  */
 struct room_due {
   int32_t slot;
-  uint32_t slot_rank;           /* 0: the least recently used */
   uint64_t offset, generation;
 };
 
@@ -417,12 +416,15 @@ make_room_round (struct metacache *c)
   int done = 1;
 
   for (i = c->lru_tail, k = 0; i != NO_SLOT && k < batch;
-       i = c->slots[i].lru_prev, k++)
+       i = c->slots[i].lru_prev, k++) {
+    /* Nothing to do while the next victims are clean. */
+    if (k == ROOM_SLOTS && nr_due == 0)
+      return 1;
     if (c->slots[i].dirty)
-      due[nr_due++] = (struct room_due) { i, k, c->slots[i].offset,
+      due[nr_due++] = (struct room_due) { i, c->slots[i].offset,
                                           c->slots[i].generation };
-  /* Nothing to do while the next victims are clean. */
-  if (nr_due == 0 || due[0].slot_rank >= ROOM_SLOTS)
+  }
+  if (nr_due == 0)
     return 1;
   /* As prepare_write, but the sync runs without meta_lock (the caller
    * holds nothing derived from the metadata yet): everything the tables
